@@ -1,0 +1,209 @@
+"""`dpg-mcp`: serve MCP on stdio (default), `dpg-mcp check`, `dpg-mcp sandbox …`.
+
+stdout is the MCP protocol on stdio, so everything human goes to stderr, except `check`, which is for people.
+Configuration problems print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from dpg_mcp import __version__
+from dpg_mcp.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("dpg_mcp")
+
+EXIT_CONFIG = 2
+
+
+def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    # On the subcommand, defaults are SUPPRESSed so `dpg-mcp --sandbox check` keeps the flag given before it.
+    def d(value: Any) -> Any:
+        return argparse.SUPPRESS if sub else value
+
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=d(False),
+        help="run against an in-process DPG sandbox (no token)",
+    )
+    parser.add_argument(
+        "--api-url", default=d(None), help="DPG API base URL (default: $DPG_API_URL or the public API)"
+    )
+    parser.add_argument("--read-only", action="store_true", default=d(None), help="expose read tools only")
+    parser.add_argument(
+        "--toolsets",
+        default=d(None),
+        help="comma-separated toolsets: images,metadata,sets,files (account tools always stay)",
+    )
+    parser.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=d(None),
+        help="how long a write waits for DPG before returning a handle",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=d(0), help="more logging on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dpg-mcp",
+        description="MCP server for the Digital Photo Gallery API. The token comes from $DPG_TOKEN.",
+    )
+    parser.add_argument("--version", action="version", version=f"dpg-mcp {__version__}")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command")
+    check = sub.add_parser("check", help="show the account, scopes and the tools this token would expose")
+    _common(check, sub=True)
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    # Listed for --help only; `dpg-mcp sandbox ...` is parsed by sandbox_parser() (imported only when used).
+    sub.add_parser(
+        "sandbox", help="serve the DPG sandbox over HTTP for experiments (see: dpg-mcp sandbox -h)"
+    )
+    return parser
+
+
+def sandbox_parser() -> argparse.ArgumentParser:
+    from dpg_mcp.sandbox.cli import add_arguments
+
+    parser = argparse.ArgumentParser(prog="dpg-mcp sandbox", description="Serve the DPG sandbox over HTTP.")
+    add_arguments(parser)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        read_only=args.read_only,
+        toolsets=args.toolsets,
+        api_url=args.api_url,
+        wait_budget_s=args.wait_seconds,
+        sandbox=args.sandbox,
+    )
+
+
+@asynccontextmanager
+async def open_client(settings: Settings) -> AsyncIterator[Any]:
+    """A DPGClient for the settings; with --sandbox its network is an in-process sandbox."""
+    from dpg_mcp.dpg.client import DPGClient
+
+    transport = None
+    if settings.sandbox:
+        from dpg_mcp.sandbox import Sandbox, SandboxConfig
+
+        transport = Sandbox(SandboxConfig()).transport()
+    async with DPGClient(base_url=settings.api_url, token=settings.secret(), transport=transport) as client:
+        yield client
+
+
+async def tools_list_bytes(server: Any) -> tuple[int, list[dict[str, Any]]]:
+    """The exact tools/list payload a host pays for on every turn, measured over an in-process client."""
+    from mcp import Client
+
+    async with Client(server) as client:
+        result = await client.list_tools()
+    tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in result.tools]
+    payload = json.dumps({"tools": tools}, separators=(",", ":"), ensure_ascii=False)
+    return len(payload.encode("utf-8")), tools
+
+
+async def _serve(settings: Settings) -> None:
+    from dpg_mcp.server import account_of, build_server
+
+    async with open_client(settings) as client:
+        server = await build_server(client, settings)
+        name, _, _ = account_of(server.dpg.me)
+        where = "the embedded DPG sandbox" if settings.sandbox else settings.api_url
+        print(
+            f"dpg-mcp: serving MCP on stdio against {where} ({name}, {len(server.dpg.visible)} tools). "
+            "Connect an MCP host; Ctrl-C stops.",
+            file=sys.stderr,
+            flush=True,
+        )
+        await server.run_stdio_async()
+
+
+async def _check(settings: Settings, as_json: bool) -> None:
+    from dpg_mcp.server import account_of, build_server
+
+    async with open_client(settings) as client:
+        server = await build_server(client, settings)
+        state = server.dpg
+        size, tools = await tools_list_bytes(server)
+    name, unique_id, _ = account_of(state.me)
+    report = {
+        "api_url": settings.api_url,
+        "account": {"name": name, "unique_id": unique_id},
+        "scopes": sorted(state.capabilities),
+        "read_only": settings.read_only,
+        "toolsets": sorted(settings.toolsets) if settings.toolsets else "all",
+        "guide": state.guide_origin,
+        "tools": sorted(t["name"] for t in tools),
+        "tools_list_bytes": size,
+        "tools_list_tokens_approx": size // 4,
+        "instructions_bytes": len((server.instructions or "").encode("utf-8")),
+    }
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"DPG API     {settings.api_url}{'  (in-process sandbox)' if settings.sandbox else ''}")
+    print(f"account     {name}" + (f" ({unique_id})" if unique_id else ""))
+    print(f"scopes      {', '.join(sorted(state.capabilities)) or '(none)'}")
+    print(f"guide       from {state.guide_origin}")
+    print(f"tools ({len(tools)}):")
+    for t in sorted(tools, key=lambda t: t["name"]):
+        ann = t.get("annotations", {})
+        kind = (
+            "read"
+            if ann.get("readOnlyHint")
+            else ("destructive write" if ann.get("destructiveHint") else "write")
+        )
+        print(f"  {t['name']:<20} {kind}")
+    print(
+        f"context     tools/list {size} bytes ≈ {size // 4} tokens; "
+        f"instructions {report['instructions_bytes']} bytes"
+    )
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    # Set up before MCPServer does (its basicConfig is then a no-op): plain lines on stderr, never stdout.
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx2", "httpcore2", "mcp"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sandbox"]:
+        from dpg_mcp.sandbox.cli import run
+
+        _configure_logging(1)
+        result = run(sandbox_parser().parse_args(argv[1:]))
+        return int(result) if isinstance(result, int) else 0
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        settings = settings_from(args)
+        settings.secret()  # fail fast and clearly when no token is set
+        if args.command == "check":
+            anyio.run(_check, settings, bool(args.json))
+        else:
+            anyio.run(_serve, settings)
+    except ConfigError as exc:
+        print(f"dpg-mcp: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,557 @@
+"""Async client for the DPG REST API (v1) over httpx2.
+
+- Bearer auth is sent only to the API's own /v1 paths: never to media/CDN, download or upload-processor URLs.
+- Reads retry connection errors, timeouts and 5xx with capped exponential backoff + jitter (bounded attempts);
+  a 429 waits its Retry-After (each wait capped, number of waits bounded) and tries again.
+- Writes go out ONCE per `send_write` call: retrying with the same Idempotency-Key is the write runner's job
+  (dpg_mcp.dpg.operations), which owns the time budget.
+- The token lives in one private attribute. It is never logged, never put in an exception text and never in a
+  repr; error texts that echo request data are scrubbed of it anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, TypeVar, cast
+from urllib.parse import quote, urlsplit
+
+import anyio
+import httpx2
+from pydantic import BaseModel, ValidationError
+
+from dpg_mcp import __version__
+from dpg_mcp.dpg.errors import DPGError, TransportFailure
+from dpg_mcp.dpg.models import (
+    Archive,
+    Facets,
+    Image,
+    KeywordCount,
+    Me,
+    NamespaceCount,
+    Operation,
+    Page,
+    Set,
+    SetImage,
+    SetNode,
+    Snapshot,
+    UploadTicket,
+    Version,
+)
+
+DEFAULT_BASE_URL = "https://api.digitalphotogallery.com"
+ENV_BASE_URL = "DPG_API_URL"
+USER_AGENT = f"dpg-mcp/{__version__}"
+
+log = logging.getLogger("dpg_mcp.dpg")
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+SleepFn = Callable[[float], Awaitable[None]]
+
+# Keys under which an object-wrapped list body may carry its items (tolerance: the guides say bare arrays).
+# Each endpoint names its own key first (e.g. "versions"), so an Image-shaped body with several lists
+# still yields the right one.
+_GENERIC_LIST_KEYS = ("items", "data", "results")
+# Bound on auto-paging for endpoints the client returns whole (snapshots, namespaces, tree ...).
+_MAX_AUTO_PAGES = 20
+
+
+def normalize_base_url(url: str | None) -> str:
+    """The API root without a trailing /v1 or slash: API paths are then always "/v1/..."."""
+    root = (url or DEFAULT_BASE_URL).strip().rstrip("/")
+    if root.endswith("/v1"):
+        root = root[: -len("/v1")].rstrip("/")
+    return root
+
+
+def seg(value: str) -> str:
+    """Quote one path segment so an id from an agent cannot change the path ("../", "?", "/")."""
+    return quote(str(value), safe="")
+
+
+@dataclass(frozen=True)
+class WriteReply:
+    """One write's answer: `operation` for a 202 (or an Operation-shaped body), else the direct body."""
+
+    status: int
+    operation: Operation | None
+    body: Any
+
+
+class DPGClient:
+    """Async DPG API client. Use `async with DPGClient(...) as client:` or call `aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        token: str = "",
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        *,
+        max_attempts: int = 4,
+        max_rate_limit_waits: int = 4,
+        max_retry_after: float = 15.0,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 4.0,
+        upload_timeout: float = 120.0,
+        sleep: SleepFn | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.max_rate_limit_waits = max(0, max_rate_limit_waits)
+        self.max_retry_after = max_retry_after
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.upload_timeout = upload_timeout
+        self._token = token
+        self._sleep: SleepFn = sleep or anyio.sleep
+        self._rng = rng or random.Random()
+        self._http = httpx2.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=httpx2.Timeout(timeout),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"DPGClient(base_url={self.base_url!r}, token=<redacted>)"
+
+    async def __aenter__(self) -> DPGClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- reads -------------------------------------------------------------------------------------------
+
+    async def me(self) -> Me:
+        return _parse(Me, await self._get_json("/v1/me"))
+
+    async def list_images(self, limit: int = 50, offset: int = 0, **filters: Any) -> Page[Image]:
+        return await self._page("/v1/images", Image, limit, offset, filters, "images")
+
+    async def get_image(self, uuid: str) -> Image:
+        return _parse(Image, await self._get_json(f"/v1/images/{seg(uuid)}"))
+
+    async def image_versions(self, uuid: str) -> list[Version]:
+        return await self._all(f"/v1/images/{seg(uuid)}/versions", Version, "versions")
+
+    async def keywords(self, limit: int = 50, offset: int = 0, **params: Any) -> Page[KeywordCount]:
+        return await self._page("/v1/keywords", KeywordCount, limit, offset, params, "keywords")
+
+    async def namespaces(self) -> list[NamespaceCount]:
+        return await self._all("/v1/keywords/namespaces", NamespaceCount, "namespaces")
+
+    async def facets(self, **filters: Any) -> Facets:
+        return _parse(Facets, await self._get_json("/v1/facets", params=_params(filters)))
+
+    async def metadata_profiles(self) -> list[dict[str, Any]]:
+        raw = await self._all_raw("/v1/metadata_profiles", "metadata_profiles")
+        return [x for x in raw if isinstance(x, dict)]
+
+    async def list_sets(
+        self, parent_public_uuid: str | None = None, limit: int = 50, offset: int = 0
+    ) -> Page[Set]:
+        return await self._page(
+            "/v1/sets", Set, limit, offset, {"parent_public_uuid": parent_public_uuid}, "sets"
+        )
+
+    async def set_tree(self) -> list[SetNode]:
+        return await self._all("/v1/sets/tree", SetNode, "sets")
+
+    async def get_set(self, uuid: str) -> Set:
+        return _parse(Set, await self._get_json(f"/v1/sets/{seg(uuid)}"))
+
+    async def set_images(self, uuid: str, limit: int = 50, offset: int = 0) -> Page[SetImage]:
+        return await self._page(f"/v1/sets/{seg(uuid)}/images", SetImage, limit, offset, {}, "images")
+
+    async def snapshots(self, set_uuid: str) -> list[Snapshot]:
+        return await self._all(f"/v1/sets/{seg(set_uuid)}/snapshots", Snapshot, "snapshots")
+
+    async def archives(self, limit: int = 50, offset: int = 0) -> Page[Archive]:
+        return await self._page("/v1/archives", Archive, limit, offset, {}, "archives")
+
+    async def get_operation(self, uuid: str, etag: str | None = None) -> tuple[Operation | None, str | None]:
+        """One operation. `(None, etag)` when the server answers 304 to `If-None-Match: etag`."""
+        headers = {"If-None-Match": etag} if etag else None
+        resp = await self._get(f"/v1/operations/{seg(uuid)}", headers=headers)
+        new_etag = resp.headers.get("etag") or etag
+        if resp.status_code == 304:
+            return None, new_etag
+        data = _json(resp)
+        if isinstance(data, dict) and "uuid" not in data and isinstance(data.get("operation"), dict):
+            data = data["operation"]
+        return _parse(Operation, data), new_etag
+
+    async def guide(self, full: bool = False) -> str:
+        """DPG's agent brief (/llms.txt, or /llms-full.txt) from the API host root. Public: no token sent."""
+        path = "/llms-full.txt" if full else "/llms.txt"
+        resp = await self._get(path, auth=False, headers={"Accept": "text/plain, text/markdown, */*"})
+        return resp.text
+
+    # ---- writes (one attempt each) -----------------------------------------------------------------------
+
+    async def send_write(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        idempotency_key: str,
+        *,
+        attempt_timeout: float | None = None,
+    ) -> WriteReply:
+        """Send one write, once. Raises DPGError for non-2xx, httpx2.TransportError when no answer came.
+
+        A 202 carries an Operation (or at least a Location to one); a 200/201 is a direct body (upload ticket,
+        download link), unless that body is itself Operation-shaped.
+        """
+        headers = {"Idempotency-Key": idempotency_key}
+        content: bytes | None = None
+        if body is not None:
+            # Same bytes on every retry of this key: the server fingerprints method + path + body.
+            content = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            headers["Content-Type"] = "application/json"
+        resp = await self._attempt(
+            method.upper(), path, content=content, headers=headers, attempt_timeout=attempt_timeout
+        )
+        if not resp.is_success:
+            raise self._error(resp)
+        data = _json(resp) if resp.content else None
+        op: Operation | None = None
+        if resp.status_code == 202 or _looks_like_operation(data):
+            op = _operation_from(data, resp.headers.get("location"))
+            if op is None:
+                log.warning("%s %s: 202 without an operation in body or Location", method.upper(), path)
+        return WriteReply(resp.status_code, op, data)
+
+    async def upload_file(
+        self, ticket: UploadTicket, filename: str, data: bytes, content_type: str
+    ) -> dict[str, Any]:
+        """POST the file to the ticket's processor URL: every signed field unchanged, plus the file part.
+
+        One attempt only: a ticket is single-use, so a blind retry could only meet "ticket_used".
+        """
+        files = {ticket.file_field or "file": (filename, data, content_type)}
+        try:
+            with anyio.fail_after(self.upload_timeout):
+                resp = await self._http.post(ticket.upload_url, data=dict(ticket.fields), files=files)
+        except TimeoutError:
+            raise TransportFailure(f"upload: no answer within {self.upload_timeout:g}s") from None
+        except httpx2.TransportError as exc:
+            raise TransportFailure(f"upload: {_describe(exc)}") from exc
+        log.debug("POST %s -> %s (upload)", _loggable(ticket.upload_url), resp.status_code)
+        if not resp.is_success:
+            raise self._error(resp)
+        out = _json(resp) if resp.content else {}
+        return out if isinstance(out, dict) else {"body": out}
+
+    async def fetch_bytes(self, url: str, max_bytes: int) -> tuple[bytes, str]:
+        """GET a version/download URL (absolute, or a path on the API host), streaming, at most `max_bytes`.
+
+        Raises DPGError 413 "payload_too_large" as soon as the file is known to be bigger (Content-Length or
+        bytes read): it stops reading there instead of returning a cut file. No token is sent: these URLs
+        are public CDN links or signed.
+        """
+        target = url if urlsplit(url).scheme else self.base_url + "/" + url.lstrip("/")
+        where = _loggable(target)
+
+        async def once() -> tuple[bytes, str]:
+            try:
+                with anyio.fail_after(self.timeout):
+                    async with self._http.stream("GET", target, follow_redirects=True) as resp:
+                        if not resp.is_success:
+                            await resp.aread()
+                            raise self._error(resp)
+                        declared = _int(resp.headers.get("content-length"))
+                        if declared is not None and declared > max_bytes:
+                            raise _too_large(where, max_bytes)
+                        buf = bytearray()
+                        async for chunk in resp.aiter_bytes():
+                            buf += chunk
+                            if len(buf) > max_bytes:
+                                raise _too_large(where, max_bytes)
+                        ctype = resp.headers.get("content-type", "application/octet-stream")
+                        return bytes(buf), ctype.split(";")[0].strip()
+            except TimeoutError:
+                raise httpx2.ReadTimeout(f"no answer within {self.timeout:g}s") from None
+
+        return await self._with_retries(f"GET {where}", once)
+
+    # ---- plumbing ----------------------------------------------------------------------------------------
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        auth: bool = True,
+        attempt_timeout: float | None = None,
+    ) -> httpx2.Response:
+        """One HTTP exchange, body read, bounded by a per-attempt timeout (also for in-process transports)."""
+        limit = attempt_timeout if attempt_timeout is not None else self.timeout
+        all_headers = dict(headers or {})
+        if auth:
+            all_headers["Authorization"] = f"Bearer {self._token}"
+        started = time.monotonic()
+        try:
+            with anyio.fail_after(limit):
+                resp = await self._http.request(
+                    method, path, params=params, headers=all_headers, content=content
+                )
+        except TimeoutError:
+            log.info("%s %s: no answer within %.1fs", method, path, limit)
+            raise httpx2.ReadTimeout(f"no answer within {limit:g}s") from None
+        except httpx2.TransportError as exc:
+            log.info("%s %s: %s", method, path, type(exc).__name__)
+            raise
+        log.debug(
+            "%s %s -> %s in %.0f ms", method, path, resp.status_code, (time.monotonic() - started) * 1000
+        )
+        return resp
+
+    async def _get(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: bool = True,
+    ) -> httpx2.Response:
+        """A GET with read retries. Returns 2xx or 304 responses; raises DPGError otherwise."""
+
+        async def once() -> httpx2.Response:
+            resp = await self._attempt("GET", path, params=params, headers=headers, auth=auth)
+            if resp.is_success or resp.status_code == 304:
+                return resp
+            raise self._error(resp)
+
+        return await self._with_retries(f"GET {path}", once)
+
+    async def _with_retries(self, label: str, once: Callable[[], Awaitable[R]]) -> R:
+        failures = 0  # transport errors + 5xx
+        waits = 0  # 429s
+        while True:
+            try:
+                return await once()
+            except httpx2.TransportError as exc:
+                failures += 1
+                if failures >= self.max_attempts:
+                    raise TransportFailure(
+                        f"{label}: {_describe(exc)} (gave up after {failures} attempts)"
+                    ) from exc
+                delay = self._backoff(failures)
+                log.warning("%s: %s; retry %d in %.2fs", label, type(exc).__name__, failures, delay)
+            except DPGError as err:
+                if err.status == 429:
+                    waits += 1
+                    delay = err.retry_after if err.retry_after is not None else 1.0
+                    if waits > self.max_rate_limit_waits or delay > self.max_retry_after:
+                        raise
+                    log.warning("%s: rate limited; waiting %.2fs (Retry-After)", label, delay)
+                elif err.status >= 500:
+                    failures += 1
+                    if failures >= self.max_attempts:
+                        raise
+                    delay = self._backoff(failures)
+                    log.warning("%s: HTTP %d; retry %d in %.2fs", label, err.status, failures, delay)
+                else:
+                    raise
+            await self._sleep(delay)
+
+    def _backoff(self, failures: int) -> float:
+        # Capped exponential with "equal jitter": half fixed, half random, so retries spread out.
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** (failures - 1)))
+        return float(ceiling / 2 + self._rng.random() * ceiling / 2)
+
+    async def _get_json(self, path: str, *, params: Mapping[str, str] | None = None) -> Any:
+        return _json(await self._get(path, params=params))
+
+    async def _page(
+        self, path: str, model: type[M], limit: int, offset: int, filters: Mapping[str, Any], key: str
+    ) -> Page[M]:
+        params = _params({**filters, "limit": limit, "offset": offset})
+        resp = await self._get(path, params=params)
+        return _build_page(resp, model, offset, key)
+
+    async def _all_raw(self, path: str, key: str) -> list[Any]:
+        """Every item of a list the client returns whole, following the server's paging if it pages."""
+        items: list[Any] = []
+        params: dict[str, str] = {}
+        for _ in range(_MAX_AUTO_PAGES):
+            resp = await self._get(path, params=params or None)
+            raw, wrapper = _extract_list(_json(resp), resp.status_code, (key,))
+            items.extend(raw)
+            has_more, next_offset = _paging(resp, wrapper, int(params.get("offset", "0")), len(raw))
+            if not has_more or next_offset is None or not raw:
+                break
+            params = {"offset": str(next_offset)}
+        return items
+
+    async def _all(self, path: str, model: type[M], key: str) -> list[M]:
+        return [_parse(model, x) for x in await self._all_raw(path, key)]
+
+    def _error(self, resp: httpx2.Response) -> DPGError:
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return DPGError.from_http(resp.status_code, resp.content, headers, secret=self._token or None)
+
+
+# ---- pure helpers ----------------------------------------------------------------------------------------
+
+
+def _params(values: Mapping[str, Any]) -> dict[str, str]:
+    """Query parameters as the API wants them: booleans true|false, lists comma-joined, dates ISO 8601."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, list | tuple):
+            out[key] = ",".join(str(v) for v in value)
+        elif isinstance(value, date | datetime):
+            out[key] = value.isoformat()
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _json(resp: httpx2.Response) -> Any:
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        raise DPGError(
+            resp.status_code, "invalid_response", "the API answered with a body that is not JSON"
+        ) from None
+
+
+def _parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise DPGError(
+            200,
+            "invalid_response",
+            f"unexpected {model.__name__} shape from the API ({exc.error_count()} problem(s))",
+            detail=str(exc.errors(include_url=False, include_input=False))[:300],
+        ) from None
+
+
+def _extract_list(
+    data: Any, status: int = 200, prefer: tuple[str, ...] = ()
+) -> tuple[list[Any], dict[str, Any]]:
+    """Items of a list body: a bare array (documented) or an object with a list inside (tolerated)."""
+    if isinstance(data, list):
+        return data, {}
+    if data is None:
+        return [], {}
+    if isinstance(data, dict):
+        for key in (*prefer, *_GENERIC_LIST_KEYS):
+            if isinstance(data.get(key), list):
+                return data[key], data
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0], data
+    raise DPGError(status, "invalid_response", "expected a list from the API")
+
+
+def _paging(
+    resp: httpx2.Response, wrapper: Mapping[str, Any], offset: int, count: int
+) -> tuple[bool, int | None]:
+    header = resp.headers.get("x-has-more")
+    if header is not None:
+        has_more = header.strip().lower() in ("true", "1", "yes")
+    else:
+        flag = wrapper.get("has_more")
+        has_more = flag is True or (isinstance(flag, str) and flag.lower() == "true")
+    if not has_more:
+        return False, None
+    next_offset = _int(resp.headers.get("x-next-offset"))
+    if next_offset is None:
+        next_offset = _int(wrapper.get("next_offset"))
+    if next_offset is None:
+        # The server said "more" without an offset: plain offset paging continues after this page.
+        next_offset = offset + count
+    return True, next_offset
+
+
+def _build_page(resp: httpx2.Response, model: type[M], offset: int, key: str) -> Page[M]:
+    raw, wrapper = _extract_list(_json(resp), resp.status_code, (key,))
+    items = [_parse(model, x) for x in raw]
+    has_more, next_offset = _paging(resp, wrapper, offset, len(items))
+    total = _int(resp.headers.get("x-total-count"))
+    if total is None:
+        total = _int(wrapper.get("total", wrapper.get("total_count")))
+    page_type = cast("type[Page[M]]", Page[model])  # type: ignore[valid-type]
+    return page_type(items=items, has_more=has_more, next_offset=next_offset, total=total)
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _looks_like_operation(data: Any) -> bool:
+    return isinstance(data, dict) and (
+        isinstance(data.get("operation"), dict)
+        or ("uuid" in data and isinstance(data.get("status"), str) and "type" in data)
+    )
+
+
+def _operation_from(data: Any, location: str | None) -> Operation | None:
+    if isinstance(data, dict):
+        inner = data.get("operation")
+        candidate = inner if isinstance(inner, dict) and "uuid" not in data else data
+        if isinstance(candidate, dict) and candidate.get("uuid"):
+            try:
+                return Operation.model_validate(candidate)
+            except ValidationError:
+                pass
+    if location and "/operations/" in location:
+        op_id = location.rstrip("/").rsplit("/", 1)[-1]
+        if op_id:
+            return Operation(uuid=op_id, status="running")
+    return None
+
+
+def _too_large(where: str, max_bytes: int) -> DPGError:
+    return DPGError(413, "payload_too_large", f"{where} is larger than {max_bytes} bytes; not fetched")
+
+
+def _loggable(url: str) -> str:
+    """scheme://host/path only: signed URLs carry their signature in the query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
+
+
+def _describe(exc: BaseException) -> str:
+    kind = type(exc).__name__
+    if isinstance(exc, httpx2.TimeoutException):
+        return f"timed out ({kind})"
+    return f"connection failed ({kind})"

@@ -1,0 +1,270 @@
+"""Tolerant response models for the DPG API.
+
+The real API may add fields or leave out ones the sandbox sends (DECISIONS.md, "Tolerance"), so every model
+accepts unknown fields (`extra="allow"`), and every field but an object's own id is optional with a default.
+Timestamps stay as given (ISO text or epoch numbers): the client passes them on, never computes with them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# ISO 8601 text in the sandbox; epoch seconds in the guides' download example. Keep either.
+Stamp = str | int | float | None
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed"})
+
+
+class DPGModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Account(DPGModel):
+    uuid: str | None = None
+    name: str | None = None
+    unique_id: str | None = None
+
+
+class ServiceToken(DPGModel):
+    uuid: str | None = None
+    name: str | None = None
+
+
+class User(DPGModel):
+    uuid: str | None = None
+    name: str | None = None
+    role: str | None = None
+
+
+class Me(DPGModel):
+    account: Account | None = None
+    service_token: ServiceToken | None = None
+    user: User | None = None
+    capabilities: list[str] = Field(default_factory=list)
+
+
+def _uuid_alias(data: Any) -> Any:
+    # Objects named by "public_uuid" in the guides; accept a plain "uuid" if the real API sends that instead.
+    if isinstance(data, dict) and "public_uuid" not in data and isinstance(data.get("uuid"), str):
+        return {**data, "public_uuid": data["uuid"]}
+    return data
+
+
+def _split_keyword(value: Any) -> Any:
+    # A bare "ns:value" string (possible on the real API) becomes {namespace, value}.
+    if isinstance(value, str):
+        ns, sep, rest = value.partition(":")
+        return (
+            {"namespace": ns, "value": rest} if sep and ns and rest else {"namespace": None, "value": value}
+        )
+    return value
+
+
+class Keyword(DPGModel):
+    namespace: str | None = None
+    value: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_string(cls, data: Any) -> Any:
+        return _split_keyword(data)
+
+    @property
+    def full(self) -> str:
+        """The form used in writes and filters: "ns:value", or "value" without a namespace."""
+        return f"{self.namespace}:{self.value}" if self.namespace else self.value
+
+
+class KeywordCount(Keyword):
+    count: int | None = None
+
+
+class NamespaceCount(DPGModel):
+    namespace: str | None = None
+    count: int | None = None
+
+
+class Version(DPGModel):
+    name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    url: str | None = None
+    access: str | None = None
+    size_bytes: int | None = None
+    content_type: str | None = None
+
+
+class Credit(DPGModel):
+    role: str | None = None
+    name: str | None = None
+
+
+class Crop(DPGModel):
+    aspect_ratio: str | None = None
+    x: int | None = None
+    y: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class Geo(DPGModel):
+    lat: float | None = None
+    lon: float | None = None
+
+
+class Image(DPGModel):
+    public_uuid: str
+    filename: str | None = None
+    title: str | None = None
+    description: str | None = None
+    alt_text: str | None = None
+    creation_date: Stamp = None
+    created_at: Stamp = None
+    updated_at: Stamp = None
+    rating: int | None = None
+    rotation: int | None = None
+    keywords: list[Keyword] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    exif: dict[str, Any] = Field(default_factory=dict)
+    geo: Geo | None = None
+    has_video: bool | None = None
+    credits: list[Credit] = Field(default_factory=list)
+    crops: list[Crop] = Field(default_factory=list)
+    set_public_uuids: list[str] = Field(default_factory=list)
+    versions: list[Version] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data: Any) -> Any:
+        # An explicit null for a list/dict field means "none": keep the default instead of failing.
+        if isinstance(data, dict):
+            listy = ("keywords", "credits", "crops", "set_public_uuids", "versions", "metadata", "exif")
+            data = {k: v for k, v in data.items() if not (k in listy and v is None)}
+            return _uuid_alias(data)
+        return data
+
+    def version(self, name: str) -> Version | None:
+        return next((v for v in self.versions if v.name == name), None)
+
+
+class SetImage(Image):
+    """An image as listed inside a set: adds that set's visibility."""
+
+    hidden: bool | None = None
+    activation_time: Stamp = None
+
+
+class Set(DPGModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _alias(cls, data: Any) -> Any:
+        return _uuid_alias(data)
+
+    public_uuid: str
+    name: str | None = None
+    description: str | None = None
+    colour: str | None = None
+    type: str | None = None
+    parent_public_uuid: str | None = None
+    lead_image_public_uuid: str | None = None
+    image_count: int | None = None
+    child_count: int | None = None
+    website: Any = None  # shape not given by the guides
+    position: int | None = None
+    created_at: Stamp = None
+    updated_at: Stamp = None
+
+
+class SetNode(Set):
+    children: list[SetNode] = Field(default_factory=list)
+
+
+class Snapshot(DPGModel):
+    uuid: str
+    set_public_uuid: str | None = None
+    created_at: Stamp = None
+    image_public_uuids: list[str] = Field(default_factory=list)
+
+
+class Archive(DPGModel):
+    uuid: str | None = None
+    archive_uuid: str | None = None
+    filename: str | None = None
+    url: str | None = None
+    size_bytes: int | None = None
+    image_count: int | None = None
+    expires_at: Stamp = None
+    status: str | None = None
+
+
+class Operation(DPGModel):
+    uuid: str
+    status: str = "running"
+    type: str | None = None
+    image_public_uuids: list[str] = Field(default_factory=list)
+    set_public_uuid: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    created_at: Stamp = None
+    updated_at: Stamp = None
+
+    @property
+    def is_terminal(self) -> bool:
+        # Any status other than succeeded/failed (pending, queued, running, ...) counts as still running.
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+class CameraCount(DPGModel):
+    make: str | None = None
+    model: str | None = None
+    count: int | None = None
+
+
+class YearCount(DPGModel):
+    year: int | str | None = None
+    count: int | None = None
+
+
+class Facets(DPGModel):
+    keywords: list[KeywordCount] = Field(default_factory=list)
+    ratings: dict[str, int] = Field(default_factory=dict)
+    cameras: list[CameraCount] = Field(default_factory=list)
+    years: list[YearCount] = Field(default_factory=list)
+
+
+class UploadTicket(DPGModel):
+    upload_url: str
+    file_field: str = "file"
+    fields: dict[str, str] = Field(default_factory=dict)
+    transaction_uuid: str | None = None
+    expires_at: Stamp = None
+
+
+class DownloadLink(DPGModel):
+    url: str
+    filename: str | None = None
+    access: str | None = None
+    expires_at: Stamp = None
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list.
+
+    `has_more` comes only from the server (X-Has-More, or a flag in an object-wrapped body), never from the
+    page being full. `next_offset` is X-Next-Offset; only when the server says there is more but gives no
+    offset is it `offset + len(items)` (plain offset paging).
+    """
+
+    items: list[T] = Field(default_factory=list)
+    has_more: bool = False
+    next_offset: int | None = None
+    total: int | None = None

@@ -1,0 +1,3 @@
+from dpg_mcp.sandbox.cli import main
+
+raise SystemExit(main())

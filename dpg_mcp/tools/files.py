@@ -1,0 +1,281 @@
+"""Files: upload, download links, ZIP archives. Originals and ZIPs are links with an expiry, never base64."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from dpg_mcp.dpg.errors import DPGError
+from dpg_mcp.dpg.models import Archive, DownloadLink, UploadTicket
+from dpg_mcp.state import make_fingerprint
+from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
+from dpg_mcp.tools.errors import ToolInputError
+from dpg_mcp.tools.inputs import Id, ImageIds500, IsoDate, Keyword
+from dpg_mcp.tools.render import clip, fence, plural, stamp
+from dpg_mcp.tools.shapes import ImageItem, WriteResult
+from dpg_mcp.tools.writes import REPLAYED, WriteItem, run_write, write_one, write_text
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+VERSIONS = "original, large, medium or thumbnail"
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+# ------------------------------------------------------------------------------------------- upload_image
+
+
+class UploadImageArgs(Args):
+    file_path: str | None = Field(None, description="Local file on the server's machine")
+    content_base64: str | None = Field(None, description="Or the file as base64")
+    filename: str | None = Field(None, min_length=1, max_length=255, description="Needed with content_base64")
+    title: str | None = Field(None, max_length=191)
+    description: str | None = Field(None, max_length=5000)
+    keywords: list[Keyword] = Field(default_factory=list, max_length=200)
+    creation_date: IsoDate | None = Field(None, description="When taken, ISO 8601")
+    set_uuid: Id | None = Field(None, description="Also put it in this set")
+    read_metadata: bool | None = Field(None, description="Use the file's embedded caption, keywords, date")
+
+    @model_validator(mode="after")
+    def _check(self) -> UploadImageArgs:
+        if (self.file_path is None) == (self.content_base64 is None):
+            raise ValueError("give exactly one of file_path or content_base64")
+        if self.content_base64 is not None and not self.filename:
+            raise ValueError("filename is needed with content_base64")
+        return self
+
+
+class UploadResult(Out):
+    message: str
+    image: ImageItem | None = None
+
+
+def _content_type(data: bytes) -> str:
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    raise ToolInputError("the file is not a PNG, JPEG, GIF or WebP image")
+
+
+def _read_source(args: UploadImageArgs) -> tuple[str, bytes]:
+    """(filename, bytes), checked locally before anything is sent."""
+    if args.file_path is not None:
+        path = Path(os.path.expanduser(args.file_path))
+        try:
+            size = path.stat().st_size
+            if not path.is_file():
+                raise ToolInputError(f"file_path is not a file: {args.file_path}")
+            if size > MAX_UPLOAD_BYTES:
+                raise ToolInputError(
+                    f"file_path is {size // 2**20} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB"
+                )
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ToolInputError(f"file_path not found on the server's machine: {args.file_path}") from None
+        except PermissionError:
+            raise ToolInputError(f"file_path cannot be read (permission denied): {args.file_path}") from None
+        except OSError as exc:
+            raise ToolInputError(f"file_path cannot be read ({exc.strerror or type(exc).__name__})") from None
+        return args.filename or path.name, data
+    raw = args.content_base64 or ""
+    if len(raw) > MAX_UPLOAD_BYTES * 4 // 3 + 8:
+        raise ToolInputError(f"content_base64 is over the {MAX_UPLOAD_BYTES // 2**20} MB limit")
+    try:
+        data = base64.b64decode("".join(raw.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ToolInputError("content_base64 is not valid base64") from None
+    if not data:
+        raise ToolInputError("content_base64 is empty")
+    return args.filename or "upload", data
+
+
+async def upload_image(ctx: ToolContext, args: UploadImageArgs) -> ToolResult:
+    filename, data = _read_source(args)
+    content_type = _content_type(data)
+    body: dict[str, Any] = {"filename": filename}
+    fields = {
+        "title": args.title,
+        "description": args.description,
+        "creation_date": args.creation_date,
+        "set_public_uuid": args.set_uuid,
+        "read_metadata": args.read_metadata,
+    }
+    body |= {k: v for k, v in fields.items() if v is not None}
+    if args.keywords:
+        body["keywords"] = list(dict.fromkeys(args.keywords))
+    # The file's hash stands in for its bytes in the fingerprint: same file + same details = same upload.
+    fp = {**body, "sha256": hashlib.sha256(data).hexdigest()}
+    await _progress(ctx, 0, "asking DPG for an upload ticket")
+    fingerprint = make_fingerprint("upload_image", fp)
+    for attempt in (1, 2):
+        outcome = await ctx.runner.run(
+            "POST", "/v1/uploads", body, principal=ctx.principal, fingerprint=fingerprint
+        )
+        try:
+            ticket = UploadTicket.model_validate(outcome.body)
+        except ValidationError:
+            raise DPGError(
+                502, "invalid_response", "DPG answered the upload request without a ticket"
+            ) from None
+        await _progress(ctx, 1, f"uploading {len(data) // 1024 or 1} KB")
+        try:
+            reply = await ctx.client.upload_file(ticket, filename, data, content_type)
+            break
+        except DPGError as err:
+            if outcome.replayed and err.code == "ticket_used":
+                out = UploadResult(
+                    message=f"This upload was done earlier with the same file and details; {REPLAYED}. "
+                    "Find the image with search_images.",
+                )
+                return ToolResult(out, out.message)
+            if err.code != "ticket_expired" or attempt == 2:
+                raise
+            # A replayed ticket can outlive its few minutes: the file never went in, so ask for a fresh one.
+            await ctx.runner.memo.forget(ctx.principal, fingerprint)
+    new_id = str(reply.get("image_public_uuid") or "")
+    if not new_id:
+        raise DPGError(502, "invalid_response", "the image processor did not return the new image id")
+    await _progress(ctx, 2, "reading the new image back")
+    item = ImageItem.of(await ctx.client.get_image(new_id))
+    again = f"; {REPLAYED}" if outcome.replayed else ""
+    out = UploadResult(message=f"Image uploaded: {new_id}{again}.", image=item)
+    text = (
+        out.message
+        + "\n"
+        + fence(f"filename: {item.filename}\ntitle: {item.title}\nkeywords: {', '.join(item.keywords)}")
+    )
+    return ToolResult(out, text)
+
+
+async def _progress(ctx: ToolContext, step: int, message: str) -> None:
+    if ctx.progress is not None:
+        await ctx.progress(float(step), 3.0, message)
+
+
+# ------------------------------------------------------------------------------------------- download links
+
+
+class ArchiveItem(Out):
+    uuid: str | None = None
+    filename: str | None = None
+    url: str | None = None
+    size_bytes: int | None = None
+    image_count: int | None = None
+    expires_at: str | None = None
+
+    @classmethod
+    def of(cls, a: Archive) -> ArchiveItem:
+        return cls(
+            uuid=a.archive_uuid or a.uuid,
+            filename=clip(a.filename, 200),
+            url=a.url,
+            size_bytes=a.size_bytes,
+            image_count=a.image_count,
+            expires_at=stamp(a.expires_at),
+        )
+
+
+class GetDownloadLinkArgs(Args):
+    image_uuid: Id | None = None
+    version: str = Field("original", description=VERSIONS)
+    list_archives: bool = Field(False, description="Also list ready ZIP archives")
+
+    @model_validator(mode="after")
+    def _check(self) -> GetDownloadLinkArgs:
+        if not self.image_uuid and not self.list_archives:
+            raise ValueError("give image_uuid, or list_archives=true")
+        return self
+
+
+class DownloadResult(Out):
+    url: str | None = None
+    filename: str | None = None
+    access: str | None = None
+    expires_at: str | None = None
+    archives: list[ArchiveItem] = Field(default_factory=list)
+
+
+async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> ToolResult:
+    out = DownloadResult()
+    text: list[str] = []
+    if args.image_uuid:
+        body = {"image_public_uuid": args.image_uuid, "version": args.version}
+        outcome = await run_write(ctx, "get_download_link", args, "POST", "/v1/downloads", body)
+        raw = outcome.body
+        if outcome.operation is not None and isinstance(outcome.operation.result, dict):
+            raw = outcome.operation.result  # tolerated: a link delivered as an Operation result
+        try:
+            link = DownloadLink.model_validate(raw)
+        except ValidationError:
+            raise DPGError(
+                502, "invalid_response", "DPG answered the download request without a link"
+            ) from None
+        out.url, out.filename, out.access, out.expires_at = (
+            link.url,
+            link.filename,
+            link.access,
+            stamp(link.expires_at),
+        )
+        text.append(
+            f"Download link ({args.version}, {link.access or 'access unknown'}), expires {out.expires_at}:"
+        )
+        text.append(link.url)
+        if link.filename:
+            text.append(fence(f"filename: {link.filename}"))
+    if args.list_archives:
+        page = await ctx.client.archives(limit=100)
+        out.archives = [ArchiveItem.of(a) for a in page.items if (a.status or "ready") == "ready"]
+        text.append(f"{plural(len(out.archives), 'ready archive')}:")
+        text += [
+            f"- {a.uuid} | {a.image_count} images | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
+            for a in out.archives
+        ]
+        if out.archives:
+            text.append(fence("\n".join(f"{a.uuid}: {a.filename}" for a in out.archives)))
+    return ToolResult(out, "\n".join(text))
+
+
+# ------------------------------------------------------------------------------------------- build_archive
+
+
+class BuildArchiveArgs(Args):
+    image_uuids: ImageIds500
+    filename: str | None = Field(None, min_length=1, max_length=191, description="e.g. friday-selects")
+    version: str | None = Field(None, description="large (default), original, medium or thumbnail")
+
+
+class ArchiveResult(WriteResult):
+    archive: ArchiveItem | None = None
+
+
+async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
+    body: dict[str, Any] = {"image_public_uuids": args.image_uuids}
+    if args.filename:
+        body["filename"] = args.filename
+    if args.version:
+        body["version"] = args.version
+    item = WriteItem("POST", "/v1/archives", body, tuple(args.image_uuids))
+    done = f"ZIP of {plural(len(args.image_uuids), 'image')}"
+    result, outcome = await write_one(ctx, "build_archive", args, item, lambda _n: done)
+    out = ArchiveResult(**result.model_dump())
+    if outcome.state == "running":
+        return ToolResult(out, write_text(out))
+    out.message = f"{done} ready" + (f"; {REPLAYED}." if outcome.replayed else ".")
+    res = outcome.operation.result if outcome.operation else None
+    if isinstance(res, dict):
+        out.archive = ArchiveItem.of(Archive.model_validate(res.get("archive", res)))
+    text = write_text(out)
+    if out.archive:
+        a = out.archive
+        text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {a.image_count} images): {a.url}"
+    return ToolResult(out, text)

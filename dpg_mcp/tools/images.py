@@ -1,0 +1,312 @@
+"""Images: find, read, caption, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from dpg_mcp.dpg.errors import DPGError
+from dpg_mcp.dpg.models import Facets, Image
+from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
+from dpg_mcp.tools.errors import NeedsConfirmation
+from dpg_mcp.tools.inputs import Id, ImageIds50, IsoDate, Limit, Offset
+from dpg_mcp.tools.render import cap_items, clip, fence, fit, keywords_of, paging_line, plural, stamp
+from dpg_mcp.tools.shapes import ImageItem
+from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_text
+
+PREVIEW_MAX_BYTES = 200_000
+_DATE_FILTERS = (
+    "created_at_from",
+    "created_at_to",
+    "updated_at_from",
+    "updated_at_to",
+    "creation_date_from",
+    "creation_date_to",
+)
+
+
+def image_lines(items: list[ImageItem]) -> str:
+    """One line per image; the caller fences it (titles, filenames and keywords are gallery text)."""
+    lines = []
+    for it in items:
+        parts = [it.uuid, it.title or it.filename or "(untitled)"]
+        if it.rating is not None:
+            parts.append(f"rating {it.rating}")
+        if it.date:
+            parts.append(it.date)
+        if it.keywords:
+            parts.append(", ".join(it.keywords[:12]) + (" …" if len(it.keywords) > 12 else ""))
+        lines.append("- " + " | ".join(parts))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- search_images
+
+
+class SearchImagesArgs(Args):
+    query: str | None = Field(None, description='Full text: +must -not "exact phrase" prefix*')
+    keyword: str | None = Field(None, description='"ns:value" or value')
+    namespace: str | None = Field(None, description="e.g. artist")
+    rating: int | None = Field(None, ge=0, le=5)
+    min_rating: int | None = Field(None, ge=0, le=5)
+    exif_property: str | None = Field(None, description="e.g. make, model, lens, iso")
+    exif_value: str | None = None
+    created_at_from: IsoDate | None = Field(None, description="Uploaded from, ISO 8601")
+    created_at_to: IsoDate | None = None
+    updated_at_from: IsoDate | None = Field(None, description="Last changed from, ISO 8601")
+    updated_at_to: IsoDate | None = None
+    creation_date_from: IsoDate | None = Field(None, description="Taken from, ISO 8601")
+    creation_date_to: IsoDate | None = None
+    has_video: bool | None = None
+    has_geo: bool | None = None
+    bbox: str | None = Field(None, description="Map area: minLon,minLat,maxLon,maxLat")
+    set_uuid: Id | None = Field(None, description="This set's images in gallery order; no other filters")
+    facets: bool = Field(False, description="Add counts per keyword, rating, camera, year")
+    limit: Limit = 20
+    offset: Offset = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchImagesArgs:
+        if self.exif_value is not None and not self.exif_property:
+            raise ValueError("exif_value needs exif_property")
+        if self.bbox is not None:
+            _check_bbox(self.bbox)
+        if self.set_uuid and (self.filters() or self.facets):
+            raise ValueError("set_uuid lists a set in gallery order and takes no other filters nor facets")
+        return self
+
+    def filters(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"set_uuid", "facets", "limit", "offset"}, exclude_none=True)
+
+
+def _check_bbox(bbox: str) -> None:
+    try:
+        lo_lon, lo_lat, hi_lon, hi_lat = (float(p) for p in bbox.split(","))
+    except ValueError:
+        raise ValueError("bbox must be four numbers: minLon,minLat,maxLon,maxLat") from None
+    if not (-180 <= lo_lon <= hi_lon <= 180 and -90 <= lo_lat <= hi_lat <= 90):
+        raise ValueError(
+            "bbox must be minLon,minLat,maxLon,maxLat with lon in -180..180, lat in -90..90, min <= max"
+        )
+
+
+class FacetCounts(Out):
+    keywords: dict[str, int] = Field(default_factory=dict)
+    ratings: dict[str, int] = Field(default_factory=dict)
+    cameras: dict[str, int] = Field(default_factory=dict)
+    years: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, f: Facets, top: int = 30) -> FacetCounts:
+        cams: dict[str, int] = {}
+        for c in f.cameras[:top]:
+            name = " ".join(p for p in (c.make, c.model) if p) or "unknown"
+            cams[clip(name, 100) or ""] = c.count or 0
+        return cls(
+            keywords={clip(k.full, 120) or "": k.count or 0 for k in f.keywords[:top]},
+            ratings={str(k): int(v) for k, v in f.ratings.items()},
+            cameras=cams,
+            years={str(y.year): y.count or 0 for y in f.years[:top] if y.year is not None},
+        )
+
+
+class SearchResult(Out):
+    images: list[ImageItem]
+    total: int | None = None
+    next_offset: int | None = None
+    omitted: int = 0
+    facets: FacetCounts | None = None
+
+
+async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
+    if args.set_uuid:
+        page: Any = await ctx.client.set_images(args.set_uuid, limit=args.limit, offset=args.offset)
+    else:
+        page = await ctx.client.list_images(limit=args.limit, offset=args.offset, **args.filters())
+    items, omitted = cap_items([ImageItem.of(i) for i in page.items])
+    next_offset = page.next_offset if page.has_more else None
+    if omitted:
+        next_offset = args.offset + len(items)
+    facets = FacetCounts.of(await ctx.client.facets(**args.filters())) if args.facets else None
+    out = SearchResult(
+        images=items, total=page.total, next_offset=next_offset, omitted=omitted, facets=facets
+    )
+    text = [paging_line(len(items), page.total, next_offset, omitted, "images")]
+    if items:
+        text.append(fence(image_lines(items)))
+    if facets is not None:
+        text.append("Facet counts:")
+        text.append(fence(json.dumps(facets.model_dump(), ensure_ascii=False)))
+    return ToolResult(out, "\n".join(text))
+
+
+# ------------------------------------------------------------------------------------------- get_image
+
+
+class GetImageArgs(Args):
+    image_uuid: Id
+    preview: bool = Field(True, description="Attach a small thumbnail")
+
+
+class Version(Out):
+    name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    url: str | None = None
+
+
+class ImageDetail(Out):
+    uuid: str
+    filename: str | None = None
+    title: str | None = None
+    description: str | None = None
+    alt_text: str | None = None
+    creation_date: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    rating: int | None = None
+    rotation: int | None = None
+    has_video: bool | None = None
+    keywords: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    exif: dict[str, Any] = Field(default_factory=dict)
+    geo: dict[str, Any] | None = None
+    credits: list[str] = Field(default_factory=list)
+    crops: list[dict[str, Any]] = Field(default_factory=list)
+    set_uuids: list[str] = Field(default_factory=list)
+    versions: list[Version] = Field(default_factory=list)
+    preview: str | None = None
+
+    @classmethod
+    def of(cls, img: Image) -> ImageDetail:
+        return cls(
+            uuid=img.public_uuid,
+            filename=img.filename,
+            title=clip(img.title),
+            description=clip(img.description, 6000),
+            alt_text=clip(img.alt_text),
+            creation_date=stamp(img.creation_date),
+            created_at=stamp(img.created_at),
+            updated_at=stamp(img.updated_at),
+            rating=img.rating,
+            rotation=img.rotation,
+            has_video=img.has_video,
+            keywords=[clip(k, 120) or "" for k in keywords_of(img)][:300],
+            metadata=fit(img.metadata, 20_000),
+            exif=fit(img.exif, 8_000),
+            geo=img.geo.model_dump(exclude_none=True) if img.geo else None,
+            credits=[f"{clip(c.role, 100)}: {clip(c.name, 200)}" for c in img.credits[:50]],
+            crops=[c.model_dump(exclude_none=True) for c in img.crops[:20]],
+            set_uuids=img.set_public_uuids[:200],
+            versions=[
+                Version(name=v.name, width=v.width, height=v.height, url=v.url) for v in img.versions[:20]
+            ],
+        )
+
+
+def detail_text(d: ImageDetail) -> str:
+    sizes = ", ".join(f"{v.name} {v.width}×{v.height}" if v.width else f"{v.name}" for v in d.versions)
+    head = f"Image {d.uuid}: rating {d.rating}, rotation {d.rotation}, in {plural(len(d.set_uuids), 'set')}"
+    head += f"; versions: {sizes or 'none'}."
+    if d.preview:
+        head += f" Preview: {d.preview}."
+    fields = {
+        "filename",
+        "title",
+        "description",
+        "alt_text",
+        "creation_date",
+        "keywords",
+        "metadata",
+        "credits",
+    }
+    body = {k: v for k, v in d.model_dump(include=fields).items() if v}
+    return head + "\n" + fence(json.dumps(body, ensure_ascii=False, indent=1))
+
+
+async def get_image(ctx: ToolContext, args: GetImageArgs) -> ToolResult:
+    img = await ctx.client.get_image(args.image_uuid)
+    detail = ImageDetail.of(img)
+    images: list[tuple[bytes, str]] = []
+    if args.preview:
+        thumb = img.version("thumbnail")
+        if thumb is None or not thumb.url:
+            detail.preview = "none (no thumbnail version)"
+        else:
+            try:
+                data, mime = await ctx.client.fetch_bytes(thumb.url, max_bytes=PREVIEW_MAX_BYTES)
+            except DPGError as err:  # a missing preview never fails the read
+                detail.preview = f"not attached ({err.code})"
+            else:
+                if mime.startswith("image/"):
+                    images.append((data, mime.split(";")[0].strip()))
+                    detail.preview = f"thumbnail attached ({len(data) // 1024 or 1} KB)"
+                else:
+                    detail.preview = "not attached (not an image)"
+    return ToolResult(detail, detail_text(detail), images)
+
+
+# ------------------------------------------------------------------------------------------- caption_image
+
+
+class CaptionImageArgs(Args):
+    image_uuid: Id
+    title: str | None = Field(None, max_length=191)
+    description: str | None = Field(None, max_length=5000)
+    rotation: Literal[0, 90, 180, 270] | None = Field(None, description="Degrees")
+    creation_date: IsoDate | None = Field(None, description="When taken, ISO 8601")
+
+    @model_validator(mode="after")
+    def _check(self) -> CaptionImageArgs:
+        if not self.changes():
+            raise ValueError("give at least one of title, description, rotation, creation_date")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"image_uuid"}, exclude_none=True)
+
+
+async def caption_image(ctx: ToolContext, args: CaptionImageArgs) -> ToolResult:
+    changes = args.changes()
+    what = " and ".join(", ".join(k.replace("_", " ") for k in changes).rsplit(", ", 1))
+    what = what[:1].upper() + what[1:]
+    item = WriteItem("PATCH", f"/v1/images/{args.image_uuid}", changes, (args.image_uuid,))
+    result = await apply_writes(
+        ctx, "caption_image", args, [item], lambda n: f"{what} set on {plural(n, 'image')}"
+    )
+    return ToolResult(result, write_text(result))
+
+
+# ------------------------------------------------------------------------------------------- delete_image
+
+
+class DeleteImageArgs(Args):
+    image_uuids: ImageIds50
+    confirm: bool = Field(False, description="true once the user agreed, when the host cannot ask")
+
+
+async def delete_image(ctx: ToolContext, args: DeleteImageArgs) -> ToolResult:
+    ids = args.image_uuids
+    # Refuse before any request when nobody can be asked and no confirm=true came.
+    if ctx.confirm is None and not args.confirm:
+        raise NeedsConfirmation(
+            f"deleting {plural(len(ids), 'image')} cannot be undone: check with the user, then call again "
+            "with confirm=true"
+        )
+    names = []
+    for uuid in ids[:5]:  # also proves they exist before anyone is asked
+        img = await ctx.client.get_image(uuid)
+        names.append(f'"{clip(img.title or img.filename or uuid, 60)}"')
+    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    question = (
+        f"Delete {plural(len(ids), 'image')} ({', '.join(names)}{more}) permanently? Their files, keywords, "
+        "metadata and set places are lost; this cannot be undone."
+    )
+    if not await confirmed(ctx, args.confirm, question):
+        result = declined()
+        return ToolResult(result, result.message)
+    items = [WriteItem("DELETE", f"/v1/images/{u}", None, (u,)) for u in ids]
+    result = await apply_writes(ctx, "delete_image", args, items, lambda n: f"{plural(n, 'image')} deleted")
+    return ToolResult(result, write_text(result))

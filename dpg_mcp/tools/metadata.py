@@ -1,0 +1,288 @@
+"""Keywords, ratings and metadata."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, StrictInt, field_validator, model_validator
+
+from dpg_mcp.dpg.models import KeywordCount
+from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
+from dpg_mcp.tools.inputs import ImageIds500, Keyword, Limit, Offset
+from dpg_mcp.tools.render import clip, fence, paging_line, plural
+from dpg_mcp.tools.writes import WriteItem, apply_writes, write_text
+
+_MAX_VOCABULARY = 5_000  # keywords scanned when filtering by namespace or prefix
+
+# ------------------------------------------------------------------------------------------- list_keywords
+
+
+class ListKeywordsArgs(Args):
+    namespace: str | None = Field(None, description="Only this namespace, e.g. artist")
+    prefix: str | None = Field(None, description="Only values starting with this (any case)")
+    limit: Limit = 20
+    offset: Offset = 0
+
+
+class KeywordsResult(Out):
+    keywords: dict[str, int] = Field(description="keyword → images using it")
+    namespaces: dict[str, int]
+    total: int | None = None
+    next_offset: int | None = None
+
+
+async def list_keywords(ctx: ToolContext, args: ListKeywordsArgs) -> ToolResult:
+    if args.namespace is None and not args.prefix:
+        page = await ctx.client.keywords(limit=args.limit, offset=args.offset)
+        rows, total = page.items, page.total
+        next_offset = page.next_offset if page.has_more else None
+    else:
+        matches = [k for k in await _vocabulary(ctx) if _matches(k, args.namespace, args.prefix)]
+        rows, total = matches[args.offset : args.offset + args.limit], len(matches)
+        next_offset = args.offset + len(rows) if args.offset + len(rows) < len(matches) else None
+    namespaces = {
+        clip(n.namespace, 100) or "": n.count or 0 for n in await ctx.client.namespaces() if n.namespace
+    }
+    out = KeywordsResult(
+        keywords={clip(k.full, 120) or "": k.count or 0 for k in rows},
+        namespaces=namespaces,
+        total=total,
+        next_offset=next_offset,
+    )
+    text = (
+        paging_line(len(out.keywords), total, next_offset, 0, "keywords")
+        + " Keyword: images; then namespaces.\n"
+    )
+    text += fence(json.dumps({"keywords": out.keywords, "namespaces": namespaces}, ensure_ascii=False))
+    return ToolResult(out, text)
+
+
+async def _vocabulary(ctx: ToolContext) -> list[KeywordCount]:
+    rows: list[KeywordCount] = []
+    offset = 0
+    while len(rows) < _MAX_VOCABULARY:
+        page = await ctx.client.keywords(limit=200, offset=offset)
+        rows += page.items
+        if not page.has_more or page.next_offset is None or not page.items:
+            break
+        offset = page.next_offset
+    return rows
+
+
+def _matches(k: KeywordCount, namespace: str | None, prefix: str | None) -> bool:
+    if namespace is not None and (k.namespace or "").lower() != namespace.lower():
+        return False
+    return not prefix or k.value.lower().startswith(prefix.lower())
+
+
+# ------------------------------------------------------------------------------------------- tag_images
+
+
+class TagImagesArgs(Args):
+    image_uuids: ImageIds500
+    add: list[Keyword] = Field(
+        default_factory=list, max_length=200, description='"ns:value" for a namespaced one'
+    )
+    remove: list[Keyword] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _check(self) -> TagImagesArgs:
+        self.add = list(dict.fromkeys(self.add))
+        self.remove = list(dict.fromkeys(self.remove))
+        if not self.add and not self.remove:
+            raise ValueError("give keywords to add and/or remove")
+        both = set(self.add) & set(self.remove)
+        if both:
+            raise ValueError(f"{len(both)} keyword(s) both added and removed")
+        return self
+
+
+async def tag_images(ctx: ToolContext, args: TagImagesArgs) -> ToolResult:
+    items: list[WriteItem] = []
+    for uuid in args.image_uuids:
+        path = f"/v1/images/{uuid}/keywords"
+        if args.add:
+            items.append(WriteItem("POST", path, {"keywords": args.add}, (uuid,)))
+        items += [WriteItem("DELETE", path, {"keyword": k}, (uuid,)) for k in args.remove]
+    parts = []
+    if args.add:
+        parts.append(f"{plural(len(args.add), 'keyword')} added")
+    if args.remove:
+        parts.append(
+            f"{len(args.remove)} removed" if args.add else f"{plural(len(args.remove), 'keyword')} removed"
+        )
+    verb = " and ".join(parts)
+    result = await apply_writes(ctx, "tag_images", args, items, lambda n: f"{verb} on {plural(n, 'image')}")
+    return ToolResult(result, write_text(result))
+
+
+# ------------------------------------------------------------------------------------------- rename_keyword
+
+
+class RenameKeywordArgs(Args):
+    keyword: Keyword = Field(description='Current keyword, "ns:value" or value')
+    new_name: Keyword = Field(description="An existing keyword merges")
+    image_uuids: ImageIds500 | None = Field(None, description="Omit for all images")
+
+    @model_validator(mode="after")
+    def _check(self) -> RenameKeywordArgs:
+        if self.keyword == self.new_name:
+            raise ValueError("new_name is the same as keyword")
+        return self
+
+
+async def rename_keyword(ctx: ToolContext, args: RenameKeywordArgs) -> ToolResult:
+    body: dict[str, Any] = {"from": args.keyword, "to": args.new_name}
+    if args.image_uuids:
+        body["image_public_uuids"] = args.image_uuids
+    where = f"on {plural(len(args.image_uuids), 'image')}" if args.image_uuids else "across the account"
+    item = WriteItem("POST", "/v1/keywords/rename", body)
+    result = await apply_writes(ctx, "rename_keyword", args, [item], lambda _n: f"Keyword renamed {where}")
+    if result.state == "succeeded":
+        result.succeeded = len(args.image_uuids or ())
+    return ToolResult(result, write_text(result))
+
+
+# ------------------------------------------------------------------------------------------- rate_images
+
+
+class RateImagesArgs(Args):
+    image_uuids: ImageIds500
+    rating: StrictInt = Field(ge=0, le=5)
+
+
+async def rate_images(ctx: ToolContext, args: RateImagesArgs) -> ToolResult:
+    items = [
+        WriteItem("PUT", f"/v1/images/{u}/rating", {"rating": args.rating}, (u,)) for u in args.image_uuids
+    ]
+    result = await apply_writes(
+        ctx, "rate_images", args, items, lambda n: f"Rating {args.rating} set on {plural(n, 'image')}"
+    )
+    return ToolResult(result, write_text(result))
+
+
+# ------------------------------------------------------------------------------------------- edit_metadata
+
+
+def _ratio(value: str) -> str:
+    w, sep, h = value.strip().partition(":")
+    if not (sep and w.isdigit() and h.isdigit() and 0 < len(w) <= 4 and 0 < len(h) <= 4):
+        raise ValueError('an aspect ratio is "W:H", e.g. "3:2"')
+    return f"{w}:{h}"
+
+
+Ratio = Annotated[str, AfterValidator(_ratio)]
+
+
+def _credit(value: str) -> str:
+    role, sep, name = value.partition(":")
+    if not sep or not role.strip() or not name.strip():
+        raise ValueError('a credit is "role: name", e.g. "stylist: Jane Doe"')
+    if len(role.strip()) > 100 or len(name.strip()) > 200:
+        raise ValueError("credit role is at most 100 characters, name at most 200")
+    return f"{role.strip()}: {name.strip()}"
+
+
+Credit = Annotated[str, AfterValidator(_credit)]
+
+
+class CropIn(Args):
+    aspect_ratio: Ratio = Field(description="e.g. 3:2")
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+
+class EditMetadataArgs(Args):
+    image_uuids: ImageIds500
+    iptc: dict[str, Any] | None = Field(
+        None, description="IPTC fields to set, e.g. creator, copyright_notice"
+    )
+    alt_text: str | None = Field(None, max_length=1000)
+    add_credits: list[Credit] = Field(
+        default_factory=list, max_length=20, description='"role: name", e.g. "stylist: Jo"'
+    )
+    remove_credits: list[Credit] = Field(default_factory=list, max_length=20)
+    crop: CropIn | None = Field(None, description="Pixels of the original")
+    clear_crop: Ratio | None = Field(None, description="Aspect ratio whose crop to clear")
+    extract_embedded: bool = Field(
+        False, description="First copy in the file's embedded caption, keywords, date"
+    )
+
+    @field_validator("iptc")
+    @classmethod
+    def _iptc(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one IPTC field, or leave iptc out")
+        for key, v in value.items():
+            if not key or len(key) > 100:
+                raise ValueError("IPTC field names are 1..100 characters")
+            if not isinstance(v, str | bool | int | float) or (isinstance(v, str) and len(v) > 5000):
+                raise ValueError(f"IPTC field {key!r}: give a string (≤5000 chars), number or boolean")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> EditMetadataArgs:
+        if not self.changes():
+            raise ValueError(
+                "give at least one of iptc, alt_text, add_credits, remove_credits, crop, clear_crop, "
+                "extract_embedded"
+            )
+        return self
+
+    def changes(self) -> list[str]:
+        names = (
+            "extract_embedded",
+            "iptc",
+            "alt_text",
+            "add_credits",
+            "remove_credits",
+            "crop",
+            "clear_crop",
+        )
+        return [n for n in names if getattr(self, n) not in (None, False, [])]
+
+
+async def edit_metadata(ctx: ToolContext, args: EditMetadataArgs) -> ToolResult:
+    items: list[WriteItem] = []
+    for u in args.image_uuids:
+        base, one = f"/v1/images/{u}", (u,)
+        if args.extract_embedded:  # first, so the explicit fields below win
+            items.append(WriteItem("POST", f"{base}/extract_metadata", None, one))
+        if args.iptc:
+            items.append(WriteItem("PUT", f"{base}/metadata", args.iptc, one))
+        if args.alt_text is not None:
+            items.append(WriteItem("PUT", f"{base}/alt_text", {"alt_text": args.alt_text}, one))
+        if args.add_credits:
+            items.append(WriteItem("POST", f"{base}/credits", {"credits": _dump(args.add_credits)}, one))
+        if args.remove_credits:
+            items.append(WriteItem("DELETE", f"{base}/credits", {"credits": _dump(args.remove_credits)}, one))
+        if args.crop is not None:
+            items.append(WriteItem("PUT", f"{base}/crop", args.crop.model_dump(), one))
+        if args.clear_crop:
+            items.append(WriteItem("DELETE", f"{base}/crop", {"aspect_ratio": args.clear_crop}, one))
+    what = ", ".join(_LABELS[c] for c in args.changes())
+    result = await apply_writes(
+        ctx, "edit_metadata", args, items, lambda n: f"{what[:1].upper()}{what[1:]} on {plural(n, 'image')}"
+    )
+    return ToolResult(result, write_text(result))
+
+
+_LABELS = {
+    "extract_embedded": "embedded metadata copied in",
+    "iptc": "IPTC fields set",
+    "alt_text": "alt text set",
+    "add_credits": "credits added",
+    "remove_credits": "credits removed",
+    "crop": "crop set",
+    "clear_crop": "crop cleared",
+}
+
+
+def _dump(credits: list[str]) -> list[dict[str, str]]:
+    pairs = (c.split(":", 1) for c in credits)
+    return [{"role": role.strip(), "name": name.strip()} for role, name in pairs]

@@ -1,0 +1,110 @@
+"""Compact list items, the untrusted-text fence, and the result size cap.
+
+Gallery text (titles, captions, keywords, filenames, metadata) is written by people and read from files;
+it may say anything, including things that read like instructions. In the text block it only ever appears
+inside `fence()`; in structured content it sits in data fields.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from dpg_mcp.dpg.models import Image, Stamp
+
+TAG = "untrusted-gallery-text"
+# Our own fence markers, written by anyone inside the text (any case, spaces, slashes), lose their "<".
+_MARKER = re.compile(r"<\s*/?\s*untrusted-gallery-text", re.IGNORECASE)
+
+MAX_RESULT_BYTES = 80_000  # ~20k tokens: no result goes over this
+ITEMS_BUDGET = 60_000  # bytes of list items in structured content; the text block restates them more briefly
+MAX_FIELD_CHARS = 2_000  # any one metadata value in a result
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def fence(text: str) -> str:
+    """Wrap untrusted gallery text so it can never read as the tool's own voice, nor close the fence early."""
+    safe = _MARKER.sub(lambda m: "&lt;" + m.group(0)[1:], text)
+    return f"<{TAG}>\n{safe}\n</{TAG}>"
+
+
+def size_of(value: Any) -> int:
+    if isinstance(value, BaseModel):
+        return len(value.model_dump_json(exclude_none=True).encode("utf-8"))
+    return len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
+
+
+def cap_items(items: Sequence[M], budget: int = ITEMS_BUDGET) -> tuple[list[M], int]:
+    """Keep items in order while they fit in `budget` bytes of JSON; (kept, omitted count)."""
+    kept: list[M] = []
+    used = 0
+    for item in items:
+        used += size_of(item) + 1
+        if used > budget and kept:
+            break
+        kept.append(item)
+    return kept, len(items) - len(kept)
+
+
+def clip(text: str | None, limit: int = MAX_FIELD_CHARS) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"… [{len(text) - limit} more chars]"
+
+
+def clip_value(value: Any, limit: int = MAX_FIELD_CHARS) -> Any:
+    """Bound any JSON value from DPG (metadata, exif): long strings cut, long lists and dicts trimmed."""
+    if isinstance(value, str):
+        return clip(value, limit)
+    if isinstance(value, list):
+        return [clip_value(v, limit) for v in value[:50]]
+    if isinstance(value, dict):
+        return {str(k)[:100]: clip_value(v, limit) for k, v in list(value.items())[:100]}
+    return value
+
+
+def fit(value: Any, budget: int) -> Any:
+    """`value` with its strings cut shorter and shorter until its JSON fits in `budget` bytes."""
+    for limit in (MAX_FIELD_CHARS, 500, 100, 20):
+        out = clip_value(value, limit)
+        if size_of(out) <= budget:
+            return out
+    return clip_value(value, 0) if isinstance(value, dict | list) else None
+
+
+def stamp(value: Stamp) -> str | None:
+    """Epoch seconds become ISO 8601 UTC; text stays as DPG gave it."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def thumbnail_url(image: Image) -> str | None:
+    v = image.version("thumbnail")
+    return v.url if v is not None else None
+
+
+def keywords_of(image: Image) -> list[str]:
+    return [k.full for k in image.keywords if k.full]
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def paging_line(shown: int, total: int | None, next_offset: int | None, omitted: int, noun: str) -> str:
+    of = f" of {total}" if total is not None else ""
+    line = f"{shown}{of} {noun}"
+    if omitted:
+        line += f"; {omitted} more left out to keep the result small"
+    if next_offset is not None:
+        line += f"; more with offset={next_offset}"
+    return line + "."

@@ -1,0 +1,443 @@
+"""Sets: browse, create, edit, membership, order, go-live, snapshots."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import Field, StrictBool, field_validator, model_validator
+
+from dpg_mcp.dpg.models import Set, SetImage, SetNode
+from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
+from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
+from dpg_mcp.tools.images import image_lines
+from dpg_mcp.tools.inputs import Id, ImageIds500, IsoZoned, Limit, Offset, check_id
+from dpg_mcp.tools.render import cap_items, clip, clip_value, fence, paging_line, plural, stamp
+from dpg_mcp.tools.shapes import ImageItem, WriteResult
+from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_one, write_text
+
+COLOURS = "none, red, orange, yellow, green, blue, purple or grey"
+TYPES = "gallery, folder or event"
+_MAX_SET_IMAGES = 10_000  # read when an order or a visibility change needs the whole set
+_MAX_TREE_NODES = 500
+
+# ------------------------------------------------------------------------------------------- shapes
+
+
+class SetItem(Out):
+    """A set in a list (tree nodes carry `depth`); an opened set adds description, parent, lead image."""
+
+    uuid: str
+    name: str | None = None
+    type: str | None = None
+    colour: str | None = None
+    images: int | None = None
+    children: int | None = None
+    depth: int | None = None
+    description: str | None = None
+    parent_uuid: str | None = None
+    lead_image_uuid: str | None = None
+    website: Any = None
+
+    @classmethod
+    def of(cls, s: Set, depth: int | None = None) -> SetItem:
+        return cls(
+            uuid=s.public_uuid,
+            name=clip(s.name, 200),
+            type=s.type,
+            colour=s.colour,
+            images=s.image_count,
+            children=s.child_count,
+            depth=depth,
+        )
+
+
+class SnapshotItem(Out):
+    uuid: str
+    created_at: str | None = None
+    images: int
+
+
+class BrowseResult(Out):
+    sets: list[SetItem] = Field(default_factory=list)
+    set: SetItem | None = None
+    images: list[ImageItem] = Field(default_factory=list)
+    snapshots: list[SnapshotItem] = Field(default_factory=list)
+    total: int | None = None
+    next_offset: int | None = None
+    omitted: int = 0
+
+
+class BrowseSetsArgs(Args):
+    set_uuid: Id | None = Field(None, description="Open this set; omit for the whole tree")
+    limit: Limit = Field(20, description="Images per page")
+    offset: Offset = Field(0, description="Images (or tree nodes) to skip")
+
+
+def _flatten(nodes: list[SetNode], depth: int = 0) -> list[SetItem]:
+    out: list[SetItem] = []
+    for n in nodes:
+        out.append(SetItem.of(n, depth))
+        out += _flatten(n.children, depth + 1)
+    return out
+
+
+def _set_lines(items: list[SetItem]) -> str:
+    return "\n".join(
+        "  " * (s.depth or 0)
+        + f"- {s.uuid} | {s.name} | {s.type or 'set'} | {plural(s.images or 0, 'image')}"
+        + (f", {plural(s.children, 'child set')}" if s.children else "")
+        for s in items
+    )
+
+
+async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
+    if args.set_uuid is None:
+        nodes = _flatten(await ctx.client.set_tree())
+        window = nodes[args.offset : args.offset + _MAX_TREE_NODES]
+        kept, omitted = cap_items(window)
+        shown_to = args.offset + len(kept)
+        next_offset = shown_to if shown_to < len(nodes) else None
+        out = BrowseResult(
+            sets=kept, total=len(nodes), next_offset=next_offset, omitted=len(nodes) - shown_to
+        )
+        head = paging_line(len(kept), len(nodes), next_offset, 0, "sets in the tree (depth-first)")
+        return ToolResult(out, head + ("\n" + fence(_set_lines(kept)) if kept else ""))
+
+    s = await ctx.client.get_set(args.set_uuid)
+    page = await ctx.client.set_images(args.set_uuid, limit=args.limit, offset=args.offset)
+    children = await ctx.client.list_sets(parent_public_uuid=args.set_uuid, limit=100)
+    snaps = await ctx.client.snapshots(args.set_uuid)
+    detail = SetItem.of(s)
+    detail.description = clip(s.description, 6000)
+    detail.parent_uuid = s.parent_public_uuid
+    detail.lead_image_uuid = s.lead_image_public_uuid
+    detail.website = clip_value(s.website, 300)
+    images, omitted = cap_items([_set_image(i) for i in page.items], 50_000)
+    next_offset = page.next_offset if page.has_more else None
+    if omitted:
+        next_offset = args.offset + len(images)
+    snapshots = [
+        SnapshotItem(uuid=n.uuid, created_at=stamp(n.created_at), images=len(n.image_public_uuids))
+        for n in sorted(snaps, key=lambda n: str(n.created_at or ""), reverse=True)[:30]
+    ]
+    out = BrowseResult(
+        sets=[SetItem.of(c) for c in children.items],
+        set=detail,
+        images=images,
+        snapshots=snapshots,
+        total=page.total,
+        next_offset=next_offset,
+        omitted=omitted,
+    )
+    about = {k: v for k, v in detail.model_dump(include={"name", "description", "website"}).items() if v}
+    text = [
+        f"Set {detail.uuid}: type {detail.type}, colour {detail.colour}, "
+        f"parent {detail.parent_uuid or 'none'}, lead image {detail.lead_image_uuid or 'none'}.",
+        fence(json.dumps(about, ensure_ascii=False)),
+        paging_line(len(images), page.total, next_offset, omitted, "images in gallery order"),
+    ]
+    if images:
+        text.append(fence(image_lines(list(images)) + _visibility_note(images)))
+    if out.sets:
+        more = " (more exist: open them from the tree)" if children.has_more else ""
+        text.append(f"{plural(len(out.sets), 'child set')}{more}:")
+        text.append(fence(_set_lines(out.sets)))
+    if snapshots:
+        text.append("Snapshots (newest first; restore_set takes one):")
+        text += [f"- {n.uuid} | {n.created_at} | {plural(n.images, 'image')}" for n in snapshots]
+    return ToolResult(out, "\n".join(text))
+
+
+def _set_image(img: SetImage) -> ImageItem:
+    item = ImageItem.of(img)
+    item.hidden, item.activation_time = img.hidden, stamp(img.activation_time)
+    return item
+
+
+def _visibility_note(images: list[ImageItem]) -> str:
+    hidden = [i for i in images if i.hidden]
+    if not hidden:
+        return ""
+    lines = [
+        f"{i.uuid} hidden" + (f" until {i.activation_time}" if i.activation_time else "") for i in hidden
+    ]
+    return "\nVisibility: " + "; ".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- create / update
+
+
+class SetWriteResult(WriteResult):
+    set_uuid: str | None = None
+
+
+class CreateSetArgs(Args):
+    name: str = Field(min_length=1, max_length=191)
+    parent_uuid: Id | None = Field(None, description="Parent set; omit for top level")
+    colour: str | None = Field(None, description=COLOURS)
+    type: str | None = Field(None, description=TYPES)
+    description: str | None = Field(None, max_length=5000)
+
+
+async def create_set(ctx: ToolContext, args: CreateSetArgs) -> ToolResult:
+    body: dict[str, Any] = {"name": args.name}
+    extra = {"parent_public_uuid": args.parent_uuid, "colour": args.colour, "type": args.type}
+    body |= {k: v for k, v in extra.items() if v is not None}
+    if args.description is not None:
+        body["description"] = args.description
+    item = WriteItem("POST", "/v1/sets", body)
+    result, outcome = await write_one(ctx, "create_set", args, item, lambda _n: "Set created")
+    op = outcome.operation
+    res = (op.result if op else None) or {}
+    nested = res.get("set") if isinstance(res.get("set"), dict) else {}
+    new_id = (op.set_public_uuid if op else None) or res.get("public_uuid") or res.get("set_public_uuid")
+    new_id = new_id or (nested or {}).get("public_uuid")
+    out = SetWriteResult(**result.model_dump(), set_uuid=str(new_id) if new_id else None)
+    text = write_text(out) + (f"\nset_uuid: {out.set_uuid}" if out.set_uuid else "")
+    return ToolResult(out, text)
+
+
+class UpdateSetArgs(Args):
+    set_uuid: Id
+    name: str | None = Field(None, min_length=1, max_length=191)
+    description: str | None = Field(None, max_length=5000)
+    colour: str | None = Field(None, description=COLOURS)
+    type: str | None = Field(None, description=TYPES)
+    lead_image_uuid: Id | None = None
+    parent_uuid: str | None = Field(None, description='Move under this set; "" = top level')
+
+    @field_validator("parent_uuid")
+    @classmethod
+    def _parent(cls, value: str | None) -> str | None:
+        return value if not value else check_id(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> UpdateSetArgs:
+        if not self.changes():
+            raise ValueError(
+                "give at least one change: name, description, colour, type, lead_image_uuid, parent_uuid"
+            )
+        if self.parent_uuid == self.set_uuid:
+            raise ValueError("a set cannot be its own parent")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        names = {
+            "name": "name",
+            "description": "description",
+            "colour": "colour",
+            "type": "type",
+            "lead_image_uuid": "lead_image_public_uuid",
+            "parent_uuid": "parent_public_uuid",
+        }
+        out: dict[str, Any] = {}
+        for ours, theirs in names.items():
+            value = getattr(self, ours)
+            if value is not None:
+                out[theirs] = value if not (ours == "parent_uuid" and value == "") else None
+        return out
+
+
+async def update_set(ctx: ToolContext, args: UpdateSetArgs) -> ToolResult:
+    changes = args.changes()
+    what = ", ".join(k.replace("_public_uuid", "").replace("_", " ") for k in changes)
+    item = WriteItem("PATCH", f"/v1/sets/{args.set_uuid}", changes)
+    result = await apply_writes(ctx, "update_set", args, [item], lambda _n: f"Set updated: {what}")
+    return ToolResult(result, write_text(result))
+
+
+# ------------------------------------------------------------------------------------------- membership
+
+
+class SetImagesArgs(Args):
+    set_uuid: Id
+    image_uuids: ImageIds500
+
+
+async def add_to_set(ctx: ToolContext, args: SetImagesArgs) -> ToolResult:
+    item = WriteItem(
+        "POST",
+        f"/v1/sets/{args.set_uuid}/images",
+        {"image_public_uuids": args.image_uuids},
+        tuple(args.image_uuids),
+    )
+    result = await apply_writes(
+        ctx, "add_to_set", args, [item], lambda n: f"{plural(n, 'image')} added to the set"
+    )
+    return ToolResult(result, write_text(result))
+
+
+async def remove_from_set(ctx: ToolContext, args: SetImagesArgs) -> ToolResult:
+    item = WriteItem(
+        "DELETE",
+        f"/v1/sets/{args.set_uuid}/images",
+        {"image_public_uuids": args.image_uuids},
+        tuple(args.image_uuids),
+    )
+    result = await apply_writes(
+        ctx,
+        "remove_from_set",
+        args,
+        [item],
+        lambda n: f"{plural(n, 'image')} removed from the set (images kept)",
+    )
+    return ToolResult(result, write_text(result))
+
+
+# ------------------------------------------------------------------------------------------- arrange_set
+
+
+class ArrangeSetArgs(Args):
+    set_uuid: Id | None = Field(None, description="Omit with set_uuids for top-level sets")
+    image_uuids: list[Id] | None = Field(
+        None, min_length=1, max_length=10_000, description="Full new image order"
+    )
+    move_to_front: ImageIds500 | None = Field(None, description="Put these first; the rest keep their order")
+    set_uuids: ImageIds500 | None = Field(
+        None, description="Child sets to put first; the rest keep their order"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ArrangeSetArgs:
+        modes = [m for m in (self.image_uuids, self.move_to_front, self.set_uuids) if m is not None]
+        if len(modes) != 1:
+            raise ValueError("give exactly one of image_uuids, move_to_front, set_uuids")
+        if self.set_uuids is None and not self.set_uuid:
+            raise ValueError("set_uuid is needed to order a set's images")
+        if self.image_uuids is not None and len(set(self.image_uuids)) != len(self.image_uuids):
+            raise ValueError("image_uuids repeats an id")
+        return self
+
+
+async def arrange_set(ctx: ToolContext, args: ArrangeSetArgs) -> ToolResult:
+    if args.set_uuids is not None:
+        current = [s.public_uuid for s in await _children(ctx, args.set_uuid)]
+        order = _front(args.set_uuids, current, "child set")
+        body: dict[str, Any] = {"parent_public_uuid": args.set_uuid, "set_public_uuids": order}
+        item = WriteItem("PATCH", "/v1/sets/reorder", body)
+        where = f"under set {args.set_uuid}" if args.set_uuid else "at the top level"
+        done = f"Order of {plural(len(order), 'set')} {where} saved"
+    else:
+        assert args.set_uuid is not None  # checked by the model
+        if args.move_to_front is not None:
+            order = _front(args.move_to_front, await _set_image_ids(ctx, args.set_uuid), "image in this set")
+        else:
+            order = list(args.image_uuids or [])
+        item = WriteItem("PATCH", f"/v1/sets/{args.set_uuid}/order", {"image_public_uuids": order})
+        done = f"Order of {plural(len(order), 'image')} in the set saved"
+    # The body depends on the set's current order: fingerprint what is sent, not only the arguments.
+    fp = {"args": args.model_dump(mode="json", exclude_none=True), "body": item.body}
+    result = await apply_writes(ctx, "arrange_set", args, [item], lambda _n: done, fp_args=fp)
+    return ToolResult(result, write_text(result))
+
+
+def _front(first: list[str], current: list[str], noun: str) -> list[str]:
+    missing = [i for i in first if i not in set(current)]
+    if missing:
+        raise ToolInputError(f"not a {noun}: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+    chosen = set(first)
+    return list(first) + [i for i in current if i not in chosen]
+
+
+async def _set_image_ids(ctx: ToolContext, set_uuid: str) -> list[str]:
+    ids: list[str] = []
+    offset = 0
+    while len(ids) < _MAX_SET_IMAGES:
+        page = await ctx.client.set_images(set_uuid, limit=200, offset=offset)
+        ids += [i.public_uuid for i in page.items]
+        if not page.has_more or page.next_offset is None or not page.items:
+            break
+        offset = page.next_offset
+    return ids
+
+
+async def _children(ctx: ToolContext, parent: str | None) -> list[Set]:
+    out: list[Set] = []
+    offset = 0
+    while len(out) < _MAX_SET_IMAGES:
+        page = await ctx.client.list_sets(parent_public_uuid=parent, limit=200, offset=offset)
+        out += page.items
+        if not page.has_more or page.next_offset is None or not page.items:
+            break
+        offset = page.next_offset
+    return out
+
+
+# ------------------------------------------------------------------------------------------- publish_set
+
+
+class PublishSetArgs(Args):
+    set_uuid: Id
+    hidden: StrictBool = Field(description="true hides; false shows now and ends any embargo")
+    activation_time: IsoZoned | None = Field(
+        None, description="With hidden=true: release then, ISO 8601 with zone, e.g. 2026-12-01T09:00:00Z"
+    )
+    image_uuids: ImageIds500 | None = Field(None, description="Omit for every image in the set")
+
+    @model_validator(mode="after")
+    def _check(self) -> PublishSetArgs:
+        if self.activation_time and not self.hidden:
+            raise ValueError("activation_time goes with hidden=true (hidden until then)")
+        return self
+
+
+async def publish_set(ctx: ToolContext, args: PublishSetArgs) -> ToolResult:
+    ids = args.image_uuids or await _set_image_ids(ctx, args.set_uuid)
+    if not ids:
+        raise ToolInputError(f"set {args.set_uuid} has no images to show or hide")
+    body: dict[str, Any] = {"image_public_uuids": ids, "hidden": args.hidden}
+    if args.activation_time:
+        body["activation_time"] = args.activation_time
+    how = (
+        f"hidden until {args.activation_time}"
+        if args.activation_time
+        else ("hidden" if args.hidden else "visible now")
+    )
+    item = WriteItem("PATCH", f"/v1/sets/{args.set_uuid}/visibility", body, tuple(ids))
+    fp = {"args": args.model_dump(mode="json", exclude_none=True), "body": body}
+    result = await apply_writes(
+        ctx, "publish_set", args, [item], lambda n: f"{plural(n, 'image')} {how}", fp_args=fp
+    )
+    return ToolResult(result, write_text(result))
+
+
+# ------------------------------------------------------------------------------------------- restore_set
+
+
+class RestoreSetArgs(Args):
+    set_uuid: Id
+    snapshot_uuid: Id = Field(description="From browse_sets with set_uuid")
+    confirm: bool = Field(False, description="true once the user agreed, when the host cannot ask")
+
+
+async def restore_set(ctx: ToolContext, args: RestoreSetArgs) -> ToolResult:
+    if ctx.confirm is None and not args.confirm:
+        raise NeedsConfirmation(
+            "restoring a snapshot replaces the set's current images and order: check with the user, "
+            "then call again with confirm=true"
+        )
+    s = await ctx.client.get_set(args.set_uuid)
+    snap = next((n for n in await ctx.client.snapshots(args.set_uuid) if n.uuid == args.snapshot_uuid), None)
+    if snap is None:
+        raise ToolInputError(
+            f"snapshot {args.snapshot_uuid} is not one of set {args.set_uuid}'s snapshots; list them with "
+            "browse_sets set_uuid"
+        )
+    question = (
+        f'Restore set "{clip(s.name or s.public_uuid, 80)}" to its snapshot of {stamp(snap.created_at)} '
+        f"({plural(len(snap.image_public_uuids), 'image')})? Its current images, order and visibility are "
+        "replaced (DPG keeps a snapshot of them first)."
+    )
+    if not await confirmed(ctx, args.confirm, question):
+        result = declined()
+        return ToolResult(result, result.message)
+    item = WriteItem("POST", f"/v1/sets/{args.set_uuid}/restore", {"snapshot_uuid": args.snapshot_uuid})
+    result = await apply_writes(
+        ctx,
+        "restore_set",
+        args,
+        [item],
+        lambda _n: f"Set restored to the snapshot of {stamp(snap.created_at)}",
+    )
+    return ToolResult(result, write_text(result))

@@ -1,0 +1,67 @@
+"""Output shapes shared by several tools. Small and flat: every byte of a schema is paid on every turn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from dpg_mcp.dpg.models import Image
+from dpg_mcp.tools.base import Out
+from dpg_mcp.tools.render import clip, keywords_of, stamp, thumbnail_url
+
+RUNNING_NEXT = "call check_operation with this id"
+
+
+class ImageItem(Out):
+    """One image in a list: what an agent needs to decide; detail stays behind get_image."""
+
+    uuid: str
+    title: str | None = None
+    filename: str | None = None
+    rating: int | None = None
+    date: str | None = None
+    keywords: list[str] = Field(default_factory=list)
+    thumbnail_url: str | None = None
+    hidden: bool | None = None  # set listings only
+    activation_time: str | None = None  # set listings only: hidden until then
+
+    @classmethod
+    def of(cls, img: Image) -> ImageItem:
+        return cls(
+            uuid=img.public_uuid,
+            title=clip(img.title, 300),
+            filename=img.filename,
+            rating=img.rating,
+            date=stamp(img.creation_date),
+            keywords=[clip(k, 120) or "" for k in keywords_of(img)][:60],
+            thumbnail_url=thumbnail_url(img),
+        )
+
+
+class Failure(Out):
+    image_uuid: str | None = None
+    code: str
+    detail: str | None = None
+    field: str | None = None
+    request_id: str | None = None
+
+
+class WriteResult(Out):
+    """A write's outcome. state: succeeded, partial, failed, running (see `next`) or cancelled.
+
+    `failures` holds Failure dumps (plain objects keep every write tool's output schema small).
+    `message` says what changed, and "already applied earlier; nothing done twice" on a replay.
+    """
+
+    state: str
+    message: str
+    succeeded: int = 0
+    failed: int = 0
+    failures: list[dict[str, Any]] = Field(default_factory=list)
+    operation_id: str | None = None
+    next: str | None = None
+
+
+def dump_failures(failures: list[Failure]) -> list[dict[str, Any]]:
+    return [f.model_dump(exclude_none=True) for f in failures]

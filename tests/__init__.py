@@ -1,0 +1,1 @@
+"""Test package: so tests/mcp does not shadow the `mcp` SDK (rootdir goes on sys.path, not tests/)."""

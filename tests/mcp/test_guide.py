@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+
+from dpg_mcp.guide import INSTRUCTIONS_BUDGET, build_instructions, bundled_guide, fetch_guide
+
+
+class _Fails:
+    async def guide(self, full: bool = False) -> str:
+        raise OSError("network down")
+
+
+class _Works:
+    async def guide(self, full: bool = False) -> str:
+        return "# full guide" if full else "# guide"
+
+
+async def test_fetch_falls_back_to_bundled_copy() -> None:
+    text, origin = await fetch_guide(_Fails())
+    assert origin == "bundled"
+    assert text == bundled_guide() and len(text) > 100
+
+
+async def test_fetch_from_api() -> None:
+    assert await fetch_guide(_Works()) == ("# guide", "api")
+    assert await fetch_guide(_Works(), full=True) == ("# full guide", "api")
+
+
+def test_instructions_preamble_and_budget() -> None:
+    guide = "line of the guide\n" * 5000
+    text = build_instructions(
+        account_name="Riverside Sound Festival",
+        account_id="riverside",
+        tool_names=["search_images", "delete_image", "caption_image"],
+        guide=guide,
+    )
+    assert len(text.encode()) <= INSTRUCTIONS_BUDGET
+    assert text.startswith(
+        "dpg-mcp: tools for the Digital Photo Gallery account Riverside Sound Festival (riverside)."
+    )
+    assert "caption_image, delete_image, search_images" in text
+    assert "untrusted-gallery-text" in text and "check_operation" in text and "confirm=true" in text
+    assert text.rstrip().endswith("call get_guide) for the rest]")
+    assert "read dpg://guide/full" in text
+
+
+@pytest.mark.parametrize("has_writes", [True, False])
+def test_read_only_instructions_skip_write_rules(has_writes: bool) -> None:
+    text = build_instructions(
+        account_name="A", account_id=None, tool_names=["search_images"], guide="short", has_writes=has_writes
+    )
+    assert ("check_operation" in text) is has_writes
+    assert "confirm=true" not in text
+    assert text.endswith("short\n")

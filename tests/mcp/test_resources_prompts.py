@@ -1,0 +1,73 @@
+"""Resources (guide, me, image and set templates) and the prompts shipped in prompts/*.md."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mcp.shared.exceptions import MCPError
+from mcp.types import TextContent, TextResourceContents
+
+from dpg_mcp.sandbox import Sandbox
+from dpg_mcp.server import load_prompts
+
+from .conftest import connect, dpg_server
+from .test_calls import image_ids
+
+
+async def _read(client: object, uri: str) -> str:
+    result = await client.read_resource(uri)  # type: ignore[attr-defined]
+    content = result.contents[0]
+    assert isinstance(content, TextResourceContents)
+    return content.text
+
+
+async def test_resources(sb: Sandbox, mode: str) -> None:
+    uuid = image_ids(sb, 1)[0]
+    set_uuid = sorted(sb.store.sets)[0]
+    async with dpg_server(sb, "readonly") as server, connect(server, mode) as client:
+        listed = {str(r.uri) for r in (await client.list_resources()).resources}
+        templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+        guide = await _read(client, "dpg://guide")
+        me = json.loads(await _read(client, "dpg://me"))
+        image = json.loads(await _read(client, f"dpg://images/{uuid}"))
+        a_set = json.loads(await _read(client, f"dpg://sets/{set_uuid}"))
+        full = await _read(client, "dpg://guide/full")
+    assert listed == {"dpg://guide", "dpg://guide/full", "dpg://me"}
+    assert templates == {"dpg://images/{public_uuid}", "dpg://sets/{public_uuid}"}
+    assert guide == server.dpg.guide and len(full) >= len(guide)
+    assert me["account"]["unique_id"] == "riverside" and me["capabilities"] == ["api.images.read"]
+    assert "search_images" in me["tools"] and "caption_image" not in me["tools"]
+    assert image["public_uuid"] == uuid
+    assert a_set["set"]["public_uuid"] == set_uuid and isinstance(a_set["images"], list)
+
+
+def test_prompt_files_parse() -> None:
+    prompts = {p.name: p for p in load_prompts()}
+    assert set(prompts) == {"caption_set", "tidy_keywords", "schedule_release", "best_shots_archive"}
+    for p in prompts.values():
+        assert p.description and "{{" not in p.render({a.name: "X" for a in p.arguments})
+
+
+async def test_prompts(sb: Sandbox, mode: str) -> None:
+    async with dpg_server(sb, "admin") as server, connect(server, mode) as client:
+        listed = {p.name: p for p in (await client.list_prompts()).prompts}
+        caption = await client.get_prompt("caption_set", {"set_uuid": "abc-123"})
+        archive = await client.get_prompt("best_shots_archive", {"query": "main stage"})
+    assert set(listed) == {"caption_set", "tidy_keywords", "schedule_release", "best_shots_archive"}
+    assert [a.name for a in listed["caption_set"].arguments or []] == ["set_uuid", "style", "language"]
+    assert (listed["caption_set"].arguments or [])[0].required is True
+    text = caption.messages[0].content
+    assert isinstance(text, TextContent)
+    for tool in ("get_image", "caption_image", "edit_metadata", "abc-123"):
+        assert tool in text.text
+    body = archive.messages[0].content
+    assert isinstance(body, TextContent)
+    assert "min_rating=4" in body.text and "build_archive" in body.text and "main stage" in body.text
+
+
+async def test_unknown_image_resource_is_an_actionable_error(sb: Sandbox, mode: str) -> None:
+    async with dpg_server(sb, "readonly") as server, connect(server, mode) as client:
+        with pytest.raises(MCPError) as info:
+            await client.read_resource("dpg://images/00000000-0000-4000-8000-000000000000")
+    assert "Not found" in str(info.value) and "search_images" in str(info.value)

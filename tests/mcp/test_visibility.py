@@ -1,0 +1,183 @@
+"""Which tools each sandbox token sees, in both protocol eras, and what tools/list costs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from inline_snapshot import snapshot
+from mcp.types import TextContent
+
+from dpg_mcp.cli import tools_list_bytes
+from dpg_mcp.config import ConfigError
+from dpg_mcp.sandbox import Sandbox
+
+from .conftest import connect, dpg_server
+
+WRITE_TOOLS = {
+    "caption_image", "delete_image", "tag_images", "rename_keyword", "rate_images", "edit_metadata",
+    "create_set", "update_set", "add_to_set", "remove_from_set", "arrange_set", "publish_set", "restore_set",
+    "upload_image", "get_download_link", "build_archive",
+}  # fmt: skip
+
+
+async def _names(sb: Sandbox, who: str, mode: str, **settings: Any) -> list[str]:
+    async with dpg_server(sb, who, **settings) as server, connect(server, mode) as client:
+        return sorted(t.name for t in (await client.list_tools()).tools)
+
+
+async def test_each_token_sees_exactly_its_tools(sb: Sandbox, mode: str) -> None:
+    seen = {who: await _names(sb, who, mode) for who in ("admin", "editor", "readonly", "uploader")}
+    assert seen == snapshot(
+        {
+            "admin": [
+                "add_to_set",
+                "arrange_set",
+                "browse_sets",
+                "build_archive",
+                "caption_image",
+                "check_operation",
+                "create_set",
+                "delete_image",
+                "edit_metadata",
+                "get_download_link",
+                "get_guide",
+                "get_image",
+                "list_keywords",
+                "publish_set",
+                "rate_images",
+                "remove_from_set",
+                "rename_keyword",
+                "restore_set",
+                "search_images",
+                "tag_images",
+                "update_set",
+                "upload_image",
+            ],
+            "editor": [
+                "add_to_set",
+                "arrange_set",
+                "browse_sets",
+                "caption_image",
+                "check_operation",
+                "create_set",
+                "edit_metadata",
+                "get_guide",
+                "get_image",
+                "list_keywords",
+                "publish_set",
+                "rate_images",
+                "remove_from_set",
+                "rename_keyword",
+                "restore_set",
+                "search_images",
+                "tag_images",
+                "update_set",
+            ],
+            "readonly": [
+                "browse_sets",
+                "check_operation",
+                "get_guide",
+                "get_image",
+                "list_keywords",
+                "search_images",
+            ],
+            "uploader": [
+                "browse_sets",
+                "build_archive",
+                "check_operation",
+                "get_download_link",
+                "get_guide",
+                "get_image",
+                "list_keywords",
+                "search_images",
+                "upload_image",
+            ],
+        }
+    )
+
+
+async def test_readonly_sees_no_write_tool(sb: Sandbox, mode: str) -> None:
+    names = set(await _names(sb, "readonly", mode))
+    assert "search_images" in names and not names & WRITE_TOOLS
+
+
+async def test_uploader_sees_upload_download_archive(sb: Sandbox, mode: str) -> None:
+    names = set(await _names(sb, "uploader", mode))
+    assert {"upload_image", "get_download_link", "build_archive"} <= names
+    assert not names & {"caption_image", "add_to_set", "delete_image"}
+
+
+async def test_read_only_flag_and_toolsets(sb: Sandbox, mode: str) -> None:
+    names = set(await _names(sb, "admin", mode, read_only=True))
+    assert not names & WRITE_TOOLS and "search_images" in names
+    names = set(await _names(sb, "admin", mode, toolsets=frozenset({"sets"})))
+    assert "add_to_set" in names and "search_images" not in names and "caption_image" not in names
+    assert {"check_operation", "get_guide"} <= names  # always there: writes may hand back an operation id
+
+
+async def test_hidden_tool_is_refused_like_an_unknown_one(sb: Sandbox, mode: str) -> None:
+    async with dpg_server(sb, "readonly") as server, connect(server, mode) as client:
+        hidden = await client.call_tool(
+            "caption_image", {"image_uuid": next(iter(sb.store.images)), "title": "x"}
+        )
+        unknown = await client.call_tool("no_such_tool", {})
+    assert hidden.is_error and unknown.is_error
+    assert isinstance(hidden.content[0], TextContent) and isinstance(unknown.content[0], TextContent)
+    assert hidden.content[0].text == "Unknown tool: caption_image"
+    assert unknown.content[0].text == "Unknown tool: no_such_tool"
+    assert sb.applied_total() == 0
+
+
+@pytest.mark.parametrize(
+    ("who", "message"),
+    [
+        (
+            "disabled",
+            "the DPG API is switched off for this account: an admin turns it on under Settings → API",
+        ),
+        ("dpg_api_live_not_a_token", "DPG rejected the token (401 unauthorized): check DPG_TOKEN"),
+    ],
+)
+async def test_startup_refusals_are_one_clear_line(sb: Sandbox, who: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        async with dpg_server(sb, who):
+            pass
+    assert str(info.value) == message
+
+
+async def test_admin_tools_list_fits_the_budget(sb: Sandbox) -> None:
+    async with dpg_server(sb, "admin") as server:
+        size, tools = await tools_list_bytes(server)
+    assert size <= 20_000, size
+    schemas = json.dumps([[t["inputSchema"], t.get("outputSchema")] for t in tools])
+    assert '"title": "' not in schemas  # no schema noise (a property *named* title maps to an object)
+    assert '{"type": "null"}' not in schemas
+    by_name = {t["name"]: t for t in tools}
+    assert by_name["search_images"]["annotations"] == {"readOnlyHint": True, "openWorldHint": False}
+    assert by_name["caption_image"]["annotations"] == {
+        "destructiveHint": False,
+        "idempotentHint": True,
+        "openWorldHint": False,
+    }
+    assert by_name["delete_image"]["annotations"]["destructiveHint"] is True
+    assert by_name["caption_image"]["inputSchema"]["properties"]["rotation"]["enum"] == [0, 90, 180, 270]
+    assert "title" in by_name["caption_image"]["inputSchema"]["properties"]
+    assert all(t.get("title") and t.get("outputSchema") for t in tools)
+
+
+async def test_instructions_name_account_and_tools(sb: Sandbox, mode: str) -> None:
+    async with dpg_server(sb, "editor") as server, connect(server, mode) as client:
+        text = client.instructions or ""
+    assert text.startswith(
+        "dpg-mcp: tools for the Digital Photo Gallery account Riverside Sound Festival (riverside)."
+    )
+    assert "caption_image" in text and "build_archive" not in text.split("\n", 2)[1]
+    assert len(text.encode()) <= 12_000
+
+
+async def test_legacy_initialize_advertises_tools_list_changed(sb: Sandbox) -> None:
+    async with dpg_server(sb, "admin") as server, connect(server, "legacy") as client:
+        caps = client.server_capabilities
+    assert caps.tools is not None and caps.tools.list_changed is True
