@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -33,7 +33,7 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         "--sandbox",
         action="store_true",
         default=d(False),
-        help="run against an in-process DPG sandbox (no token)",
+        help="run against the embedded DPG sandbox, served on a free 127.0.0.1 port (no token needed)",
     )
     parser.add_argument(
         "--api-url", default=d(None), help="DPG API base URL (default: $DPG_API_URL or the public API)"
@@ -91,15 +91,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 @asynccontextmanager
 async def open_client(settings: Settings) -> AsyncIterator[Any]:
-    """A DPGClient for the settings; with --sandbox its network is an in-process sandbox."""
+    """A DPGClient for the settings. With --sandbox, the embedded sandbox is first served on a free loopback
+    port, so the client talks real HTTP to it and the links the tools return open in a browser."""
     from dpg_mcp.dpg.client import DPGClient
 
-    transport = None
-    if settings.sandbox:
-        from dpg_mcp.sandbox import Sandbox, SandboxConfig
+    async with AsyncExitStack() as stack:
+        api_url = settings.api_url
+        if settings.sandbox:
+            from dpg_mcp.sandbox import Sandbox, SandboxConfig, serve_in_thread
 
-        transport = Sandbox(SandboxConfig()).transport()
-    async with DPGClient(base_url=settings.api_url, token=settings.secret(), transport=transport) as client:
+            api_url = stack.enter_context(serve_in_thread(Sandbox(SandboxConfig())))
+        client = await stack.enter_async_context(DPGClient(base_url=api_url, token=settings.secret()))
         yield client
 
 
@@ -120,7 +122,7 @@ async def _serve(settings: Settings) -> None:
     async with open_client(settings) as client:
         server = await build_server(client, settings)
         name, _, _ = account_of(server.dpg.me)
-        where = "the embedded DPG sandbox" if settings.sandbox else settings.api_url
+        where = f"the embedded DPG sandbox at {client.base_url}" if settings.sandbox else settings.api_url
         print(
             f"dpg-mcp: serving MCP on stdio against {where} ({name}, {len(server.dpg.visible)} tools). "
             "Connect an MCP host; Ctrl-C stops.",
@@ -139,7 +141,7 @@ async def _check(settings: Settings, as_json: bool) -> None:
         size, tools = await tools_list_bytes(server)
     name, unique_id, _ = account_of(state.me)
     report = {
-        "api_url": settings.api_url,
+        "api_url": client.base_url,
         "account": {"name": name, "unique_id": unique_id},
         "scopes": sorted(state.capabilities),
         "read_only": settings.read_only,
@@ -153,7 +155,7 @@ async def _check(settings: Settings, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report, indent=2))
         return
-    print(f"DPG API     {settings.api_url}{'  (in-process sandbox)' if settings.sandbox else ''}")
+    print(f"DPG API     {report['api_url']}{'  (embedded sandbox)' if settings.sandbox else ''}")
     print(f"account     {name}" + (f" ({unique_id})" if unique_id else ""))
     print(f"scopes      {', '.join(sorted(state.capabilities)) or '(none)'}")
     print(f"guide       from {state.guide_origin}")

@@ -661,7 +661,7 @@ async def build_server(
         tg.start_soon(load_guide)
         if me is None:
             try:
-                me = await read_me(client, settings.api_url)
+                me = await read_me(client, client.base_url)
             except ConfigError as exc:  # raised below, outside the group (which would wrap it)
                 refused = exc
                 tg.cancel_scope.cancel()

@@ -361,20 +361,20 @@ class DPGClient:
                         f"{label}: {_describe(exc)} (gave up after {failures} attempts)"
                     ) from exc
                 delay = self._backoff(failures)
-                log.warning("%s: %s; retry %d in %.2fs", label, type(exc).__name__, failures, delay)
+                log.info("%s: %s; retry %d in %.2fs", label, type(exc).__name__, failures, delay)
             except DPGError as err:
                 if err.status == 429:
                     waits += 1
                     delay = err.retry_after if err.retry_after is not None else 1.0
                     if waits > self.max_rate_limit_waits or delay > self.max_retry_after:
                         raise
-                    log.warning("%s: rate limited; waiting %.2fs (Retry-After)", label, delay)
+                    log.info("%s: rate limited; waiting %.2fs (Retry-After)", label, delay)
                 elif err.status >= 500:
                     failures += 1
                     if failures >= self.max_attempts:
                         raise
                     delay = self._backoff(failures)
-                    log.warning("%s: HTTP %d; retry %d in %.2fs", label, err.status, failures, delay)
+                    log.info("%s: HTTP %d; retry %d in %.2fs", label, err.status, failures, delay)
                 else:
                     raise
             await self._sleep(delay)

@@ -85,9 +85,17 @@ async def test_stdio_subprocess(mode: str) -> None:
         async with Client(params, mode=mode) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
             result = await client.call_tool("search_images", {"query": "sunset", "limit": 3})
+            assert not result.is_error and isinstance(result.structured_content, dict)
+            first = result.structured_content["images"][0]["uuid"]
+            link = await client.call_tool("get_download_link", {"image_uuid": first})
+            assert not link.is_error and isinstance(link.structured_content, dict)
+            # --sandbox serves the sandbox on loopback, so the link works from outside the server process,
+            # the way a user's browser would open it.
+            async with httpx2.AsyncClient() as http:
+                download = await http.get(link.structured_content["url"])
     assert {"search_images", "caption_image", "build_archive", "check_operation"} <= tools
-    assert not result.is_error and isinstance(result.structured_content, dict)
-    assert "images" in result.structured_content
+    assert link.structured_content["url"].startswith("http://127.0.0.1:")
+    assert download.status_code == 200 and download.content.startswith(b"\x89PNG")
 
 
 def _free_port() -> int:

@@ -92,7 +92,7 @@ async def test_upload_refusals(api: Api, clock: FakeClock) -> None:
     # not an image
     assert_error(await upload(api, t, b"%PDF-1.4 definitely not a picture"), 400, "validation", "file")
     # not multipart, or the file in another part, or extra parts (titles go into the ticket)
-    assert_error(await api.client(None).post(t["upload_url"], data=t["fields"]), 400, "validation")
+    assert_error(await api.client(None).post(t["upload_url"], data=t["fields"]), 400, "validation", "file")
     files = {"photo": ("p.png", png_bytes(), "image/png")}
     r = await api.client(None).post(t["upload_url"], data=t["fields"], files=files)
     assert_error(r, 400, "validation", "photo")
