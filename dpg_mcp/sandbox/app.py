@@ -34,11 +34,9 @@ class ResponseDropped(Exception):
 def _default_llms_path() -> Path | None:
     import dpg_mcp
 
-    pkg = Path(dpg_mcp.__file__).parent
-    for cand in (pkg.parent / "llms.txt", pkg / "bundled" / "llms.txt"):
-        if cand.is_file():
-            return cand
-    return None
+    # The packaged copy; in a checkout it is a symlink to the repo-root llms.txt, so both see the same file.
+    cand = Path(dpg_mcp.__file__).parent / "bundled" / "llms.txt"
+    return cand if cand.is_file() else None
 
 
 FALLBACK_LLMS = """# DPG API v1 (sandbox)

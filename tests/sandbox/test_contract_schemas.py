@@ -194,10 +194,12 @@ SEMANTIC = {
 }
 
 
-@pytest.mark.parametrize(("name", "idx"), BAD_CASES, ids=[f"{n}-{i}" for n, i in BAD_CASES])
+# The live-data cases are still sent to the server by the bad-input tests; only the static check leaves them out.
+SCHEMA_CASES = [case for case in BAD_CASES if case not in SEMANTIC]
+
+
+@pytest.mark.parametrize(("name", "idx"), SCHEMA_CASES, ids=[f"{n}-{i}" for n, i in SCHEMA_CASES])
 async def test_bad_bodies_fail_request_schema(shared_api: Api, name: str, idx: int) -> None:
-    if (name, idx) in SEMANTIC:
-        pytest.skip("a rule that needs live data")
     ctx = await shared_ctx(shared_api)
     case = WRITE_BY_NAME[name]
     _tpl, op = operation(case.method, case.path(ctx))
