@@ -22,11 +22,9 @@ class GuideSource(Protocol):
 
 
 def bundled_guide_path() -> Path | None:
-    """Repo-root llms.txt next to the package (a checkout), else the packaged copy."""
-    for candidate in (_PACKAGE_DIR.parent / "llms.txt", _PACKAGE_DIR / "bundled" / "llms.txt"):
-        if candidate.is_file():
-            return candidate
-    return None
+    """The packaged llms.txt (in a checkout, a symlink to the repo-root file)."""
+    candidate = _PACKAGE_DIR / "bundled" / "llms.txt"
+    return candidate if candidate.is_file() else None
 
 
 def bundled_guide() -> str:
@@ -66,12 +64,21 @@ def _rules(has_writes: bool, tool_names: Sequence[str]) -> list[str]:
             "If a write outlasts the wait it returns an operation id: call check_operation with it "
             "instead of repeating the write.",
         )
+    if "edit_metadata" in tool_names:
+        rules.append(
+            "Each photographer's IPTC defaults (creator, copyright...) are in the resource dpg://metadata_profiles."
+        )
     destructive = sorted({"delete_image", "restore_set"} & set(tool_names))
     if destructive:
         rules.append(
             f"Destructive tools ({', '.join(destructive)}) ask the user to confirm, or need confirm=true."
         )
     return rules
+
+
+def _quoted(text: str, limit: int) -> str:
+    flat = " ".join(text.split())[:limit].replace('"', "'")
+    return f'"{flat}"'
 
 
 def build_instructions(
@@ -84,7 +91,8 @@ def build_instructions(
     budget: int = INSTRUCTIONS_BUDGET,
 ) -> str:
     """A short preamble (account, visible tools, the rules tools do not repeat), then the guide, in budget."""
-    who = f"{account_name} ({account_id})" if account_id else account_name
+    # The account's name and id come from DPG (an admin typed them): one quoted line, never extra "rules".
+    who = _quoted(account_name, 120) + (f" ({_quoted(account_id, 60)})" if account_id else "")
     lines = [
         f"dpg-mcp: tools for the Digital Photo Gallery account {who}.",
         f"Tools available to this token: {', '.join(sorted(tool_names)) or 'none'}.",

@@ -413,7 +413,7 @@ async def call_tool(
             and await state.refresh_capabilities()
         ):
             await _announce_tools_changed(ctx)
-        return _error(agent_message(exc))
+        return _error(agent_message(exc, read_only=spec.read_only))
     except (ToolInputError, ValidationError) as exc:
         return _error(agent_message(exc))
     except anyio.get_cancelled_exc_class():
@@ -449,8 +449,19 @@ def _make_tool(state: DPGState, spec: ToolSpec) -> Tool:
 # ------------------------------------------------------------------------------------------ middleware
 
 
-def _unknown_tool(name: object) -> CallToolResult:
-    return _error(f"Unknown tool: {name}")
+def _unknown_tool(name: object, state: DPGState) -> CallToolResult:
+    """A tool this server has but does not show (an agent with a stale list) says why; others are unknown."""
+    spec = state.specs.get(name) if isinstance(name, str) else None
+    if spec is None:
+        return _error(f"Unknown tool: {name}")
+    if spec.scope and spec.scope not in state.capabilities:
+        why = f"it needs the {spec.scope} scope, which this token lacks"
+        why += "; ask the account admin for a token with it"
+    elif state.settings.read_only and not spec.read_only:
+        why = "this server runs read-only"
+    else:
+        why = "its toolset is not enabled on this server"
+    return _error(f"Unknown tool: {name} (not available here: {why}). Do not retry; list the tools again.")
 
 
 def _visibility_middleware(state: DPGState) -> Any:
@@ -458,7 +469,7 @@ def _visibility_middleware(state: DPGState) -> Any:
         if ctx.method == "tools/call":
             name = (ctx.params or {}).get("name")
             if name not in state.visible:
-                return _unknown_tool(name)
+                return _unknown_tool(name, state)
         result = await call_next(ctx)
         if ctx.method == "tools/list":
             if isinstance(result, dict) and isinstance(result.get("tools"), list):
@@ -485,7 +496,7 @@ def _json(data: Any) -> str:
 
 
 def _resource_error(exc: DPGError) -> ResourceError:
-    return ResourceError(agent_message(exc))
+    return ResourceError(agent_message(exc, read_only=True))
 
 
 def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
@@ -511,6 +522,19 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
         data["tools"] = sorted(state.visible)
         data["read_only"] = state.settings.read_only
         return _json(data)
+
+    @server.resource(
+        "dpg://metadata_profiles",
+        name="metadata_profiles",
+        title="The account's master metadata profiles (IPTC defaults per photographer; JSON)",
+        mime_type="application/json",
+    )
+    async def metadata_profiles() -> str:
+        try:
+            profiles = await state.client.metadata_profiles()
+        except DPGError as exc:
+            raise _resource_error(exc) from None
+        return _json(profiles)
 
     @server.resource(
         "dpg://images/{public_uuid}",
@@ -553,10 +577,9 @@ _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 def prompts_dir() -> Path | None:
-    for candidate in (_PACKAGE_DIR / "bundled" / "prompts", _PACKAGE_DIR.parent / "prompts"):
-        if candidate.is_dir() and any(candidate.glob("*.md")):
-            return candidate
-    return None
+    """The packaged prompts (in a checkout, a symlink to the repo-root prompts/)."""
+    candidate = _PACKAGE_DIR / "bundled" / "prompts"
+    return candidate if candidate.is_dir() and any(candidate.glob("*.md")) else None
 
 
 @dataclass(frozen=True)

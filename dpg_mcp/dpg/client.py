@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, TypeVar, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import anyio
 import httpx2
@@ -83,6 +83,7 @@ class WriteReply:
     status: int
     operation: Operation | None
     body: Any
+    replayed: bool | None = None  # the server's replay marker (Idempotent-Replayed), when it sends one
 
 
 class DPGClient:
@@ -112,7 +113,9 @@ class DPGClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.upload_timeout = upload_timeout
-        self._token = token
+        # A token read from a file or env often ends in a newline; sent as is, it would be an illegal header
+        # whose error text (from the HTTP layer) quotes the header value.
+        self._token = token.strip()
         self._sleep: SleepFn = sleep or anyio.sleep
         self._rng = rng or random.Random()
         self._http = httpx2.AsyncClient(
@@ -197,8 +200,11 @@ class DPGClient:
         if resp.status_code == 304:
             return None, new_etag
         data = _json(resp)
-        if isinstance(data, dict) and "uuid" not in data and isinstance(data.get("operation"), dict):
-            data = data["operation"]
+        if isinstance(data, dict) and "uuid" not in data:
+            for wrapper in ("operation", "data"):
+                if isinstance(data.get(wrapper), dict):
+                    data = data[wrapper]
+                    break
         return _parse(Operation, data), new_etag
 
     async def guide(self, full: bool = False) -> str:
@@ -234,13 +240,19 @@ class DPGClient:
         )
         if not resp.is_success:
             raise self._error(resp)
-        data = _json(resp) if resp.content else None
+        # The write is committed now: an unreadable body must not turn it into an error (Tolerance).
+        try:
+            data = _json(resp)
+        except DPGError:
+            data = resp.text
         op: Operation | None = None
         if resp.status_code == 202 or _looks_like_operation(data):
             op = _operation_from(data, resp.headers.get("location"))
             if op is None:
                 log.warning("%s %s: 202 without an operation in body or Location", method.upper(), path)
-        return WriteReply(resp.status_code, op, data)
+        marker = resp.headers.get("idempotent-replayed")
+        replayed = None if marker is None else marker.strip().lower() in ("true", "1", "yes")
+        return WriteReply(resp.status_code, op, data, replayed)
 
     async def upload_file(
         self, ticket: UploadTicket, filename: str, data: bytes, content_type: str
@@ -255,7 +267,7 @@ class DPGClient:
                 resp = await self._http.post(ticket.upload_url, data=dict(ticket.fields), files=files)
         except TimeoutError:
             raise TransportFailure(f"upload: no answer within {self.upload_timeout:g}s") from None
-        except httpx2.TransportError as exc:
+        except (httpx2.TransportError, httpx2.DecodingError) as exc:
             raise TransportFailure(f"upload: {_describe(exc)}") from exc
         log.debug("POST %s -> %s (upload)", _loggable(ticket.upload_url), resp.status_code)
         if not resp.is_success:
@@ -292,6 +304,10 @@ class DPGClient:
                         return bytes(buf), ctype.split(";")[0].strip()
             except TimeoutError:
                 raise httpx2.ReadTimeout(f"no answer within {self.timeout:g}s") from None
+            except httpx2.DecodingError as exc:
+                raise httpx2.ReadError(f"undecodable response ({type(exc).__name__})") from exc
+            except httpx2.TooManyRedirects:
+                raise DPGError(502, "invalid_response", f"{where} redirects in a loop; not fetched") from None
 
         return await self._with_retries(f"GET {where}", once)
 
@@ -322,6 +338,10 @@ class DPGClient:
         except TimeoutError:
             log.info("%s %s: no answer within %.1fs", method, path, limit)
             raise httpx2.ReadTimeout(f"no answer within {limit:g}s") from None
+        except httpx2.DecodingError as exc:
+            # A garbled body (bad gzip from a proxy) is a broken exchange like a reset: retried (same key).
+            log.info("%s %s: %s", method, path, type(exc).__name__)
+            raise httpx2.ReadError(f"undecodable response ({type(exc).__name__})") from exc
         except httpx2.TransportError as exc:
             log.info("%s %s: %s", method, path, type(exc).__name__)
             raise
@@ -369,7 +389,7 @@ class DPGClient:
                     if waits > self.max_rate_limit_waits or delay > self.max_retry_after:
                         raise
                     log.info("%s: rate limited; waiting %.2fs (Retry-After)", label, delay)
-                elif err.status >= 500:
+                elif err.retryable:  # 5xx, 408
                     failures += 1
                     if failures >= self.max_attempts:
                         raise
@@ -477,9 +497,22 @@ def _extract_list(
     raise DPGError(status, "invalid_response", "expected a list from the API")
 
 
+def _paging_meta(wrapper: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Paging facts of an object-wrapped list: at the top, or under "meta"/"pagination"/"paging"."""
+    for key in ("meta", "pagination", "paging", "page_info"):
+        inner = wrapper.get(key)
+        if isinstance(inner, dict):
+            return {**inner, **{k: v for k, v in wrapper.items() if k in _PAGING_KEYS}}
+    return wrapper
+
+
+_PAGING_KEYS = ("has_more", "next_offset", "total", "total_count")
+
+
 def _paging(
     resp: httpx2.Response, wrapper: Mapping[str, Any], offset: int, count: int
 ) -> tuple[bool, int | None]:
+    wrapper = _paging_meta(wrapper)
     header = resp.headers.get("x-has-more")
     if header is not None:
         has_more = header.strip().lower() in ("true", "1", "yes")
@@ -503,7 +536,8 @@ def _build_page(resp: httpx2.Response, model: type[M], offset: int, key: str) ->
     has_more, next_offset = _paging(resp, wrapper, offset, len(items))
     total = _int(resp.headers.get("x-total-count"))
     if total is None:
-        total = _int(wrapper.get("total", wrapper.get("total_count")))
+        meta = _paging_meta(wrapper)
+        total = _int(meta.get("total", meta.get("total_count")))
     page_type = cast("type[Page[M]]", Page[model])  # type: ignore[valid-type]
     return page_type(items=items, has_more=has_more, next_offset=next_offset, total=total)
 
@@ -518,25 +552,36 @@ def _int(value: Any) -> int | None:
 
 
 def _looks_like_operation(data: Any) -> bool:
-    return isinstance(data, dict) and (
-        isinstance(data.get("operation"), dict)
-        or ("uuid" in data and isinstance(data.get("status"), str) and "type" in data)
-    )
+    if not isinstance(data, dict):
+        return False
+    if isinstance(data.get("operation"), dict):
+        return True
+    inner = data.get("data")
+    if isinstance(inner, dict) and "uuid" not in data:
+        data = inner
+    return "uuid" in data and isinstance(data.get("status"), str) and "type" in data
 
 
 def _operation_from(data: Any, location: str | None) -> Operation | None:
     if isinstance(data, dict):
-        inner = data.get("operation")
-        candidate = inner if isinstance(inner, dict) and "uuid" not in data else data
+        candidate = data
+        for wrapper in ("operation", "data"):
+            inner = data.get(wrapper)
+            if isinstance(inner, dict) and "uuid" not in data:
+                candidate = inner
+                break
         if isinstance(candidate, dict) and candidate.get("uuid"):
             try:
                 return Operation.model_validate(candidate)
             except ValidationError:
                 pass
-    if location and "/operations/" in location:
-        op_id = location.rstrip("/").rsplit("/", 1)[-1]
-        if op_id:
-            return Operation(uuid=op_id, status="running")
+    if location:
+        # "/v1/operations/op-1", an absolute URL, maybe with a query: the id is the last path segment.
+        loc_path = unquote(urlsplit(location).path).rstrip("/")
+        if "/operations/" in loc_path:
+            op_id = loc_path.rsplit("/", 1)[-1]
+            if op_id:
+                return Operation(uuid=op_id, status="running")
     return None
 
 

@@ -10,10 +10,13 @@ Texts here never carry the token: the client scrubs anything it puts in (see `sc
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 # Short enough for an agent to read, long enough to show what a proxy said.
 _MAX_TEXT = 300
@@ -24,8 +27,10 @@ _DEFAULT_CODES = {
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
+    408: "timeout",
     409: "conflict",
     413: "payload_too_large",
+    422: "validation",  # many APIs (and proxies in front of them) use 422 for a body that fails its rules
     429: "rate_limited",
 }
 
@@ -55,8 +60,8 @@ class DPGError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """True for 5xx and 429: the same request may work later (writes: with the same key)."""
-        return self.status >= 500 or self.status == 429
+        """True for 5xx, 429 and 408: the same request may work later (writes: with the same key)."""
+        return self.status >= 500 or self.status in (408, 429)
 
     def _text(self) -> str:
         parts = [f"{self.status} {self.code}: {self.message}"]
@@ -99,24 +104,29 @@ class DPGError(Exception):
         headers = headers or {}
         request_id = headers.get("x-request-id")
         retry_after = parse_retry_after(headers.get("retry-after"))
+        request_id = _opt(_clean(request_id, secret, 200))
         env = _envelope(body)
         if env is not None:
+            # Every text field is scrubbed: a server (or proxy) may echo request data into any of them.
             return cls(
                 status,
-                _str(env.get("code")) or _DEFAULT_CODES.get(status, _fallback_code(status)),
-                scrub(_str(env.get("message")) or _reason(status), secret),
-                detail=_opt(scrub(_str(env.get("detail")), secret)),
-                field=_opt(_str(env.get("field"))),
-                request_id=_opt(_str(env.get("request_id"))) or request_id,
+                _clean(env.get("code"), secret, 100) or _DEFAULT_CODES.get(status, _fallback_code(status)),
+                _clean(env.get("message"), secret, _MAX_TEXT * 2) or _reason(status),
+                detail=_opt(_clean(env.get("detail"), secret, _MAX_TEXT * 2)),
+                field=_opt(_clean(env.get("field"), secret, 200)),
+                request_id=_opt(_clean(env.get("request_id"), secret, 200)) or request_id,
                 retry_after=retry_after,
             )
-        text = body.decode("utf-8", "replace").strip()
-        text = " ".join(text.split())[:_MAX_TEXT]
+        text = body.decode("utf-8", "replace")
+        if _HTML.search(text):
+            text = _TAG.sub(" ", _HTML_DROP.sub(" ", text))
+        # Scrub BEFORE cutting: a token that straddles the cut would otherwise leave a prefix behind.
+        text = _clean(text, secret, _MAX_TEXT)
         message = f"HTTP {status} {_reason(status)}" + (f": {text}" if text else "")
         return cls(
             status,
             _DEFAULT_CODES.get(status, _fallback_code(status)),
-            scrub(message, secret),
+            message,
             request_id=request_id,
             retry_after=retry_after,
         )
@@ -136,11 +146,34 @@ class TransportFailure(DPGError):
         return True
 
 
+# Anything that looks like a credential, whoever's it is: bearer values and DPG service-token shapes.
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
+_TOKEN_SHAPE = re.compile(r"dpg_api_\w+")
+_HTML = re.compile(r"(?is)<\s*(html|body|head|title|h1|p|div)\b")
+_HTML_DROP = re.compile(r"(?is)<(script|style)\b.*?</\1\s*>")
+_TAG = re.compile(r"(?s)<[^>]*>")
+
+
 def scrub(text: str, secret: str | None) -> str:
-    """Remove a secret (the token) from a text that may echo request data."""
-    if secret and text and secret in text:
-        return text.replace(secret, "[redacted]")
-    return text
+    """Remove a secret (the token) from a text that may echo request data.
+
+    Also removes its URL-quoted form, any "Bearer <value>" and anything shaped like a DPG token.
+    """
+    if not text:
+        return text
+    if secret:
+        for form in {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}:
+            if form:
+                text = text.replace(form, "[redacted]")
+    text = _BEARER.sub(r"\1 [redacted]", text)
+    return _TOKEN_SHAPE.sub("[redacted]", text)
+
+
+def _clean(value: Any, secret: str | None, limit: int) -> str:
+    """One text for an error: stringified, whitespace-collapsed, scrubbed, then cut to `limit`."""
+    text = " ".join(_str(value).split())
+    text = scrub(text, secret)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -149,9 +182,11 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(seconds) else max(0.0, seconds)
     try:
         when = parsedate_to_datetime(value)
         if when.tzinfo is None:

@@ -7,9 +7,21 @@ Timestamps stay as given (ISO text or epoch numbers): the client passes them on,
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+import json
+import logging
+from typing import Any, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+log = logging.getLogger("dpg_mcp.dpg")
 
 # ISO 8601 text in the sandbox; epoch seconds in the guides' download example. Keep either.
 Stamp = str | int | float | None
@@ -19,6 +31,43 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed"})
 
 class DPGModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _tolerate(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """An optional field whose value has an unexpected shape falls back to its default.
+
+        The real API may send `null` for a list, a string where the sandbox sends an object, a number
+        as text, ...: one odd field must not turn a whole answer (or a committed write) into an error.
+        A missing or unusable REQUIRED field (an object's id) still fails.
+        """
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, dict):
+                raise
+            bad: dict[str, set[int] | None] = {}  # field -> bad list items, or None for the whole field
+            for e in exc.errors():
+                if not e["loc"]:
+                    raise
+                name, rest = str(e["loc"][0]), e["loc"][1:]
+                if rest and isinstance(rest[0], int) and isinstance(data.get(name), list):
+                    items = bad.setdefault(name, set())
+                    if items is not None:
+                        items.add(rest[0])
+                else:
+                    bad[name] = None
+            optional = {name for name, f in cls.model_fields.items() if not f.is_required()}
+            if not set(bad) <= optional:
+                raise
+            log.debug("%s: ignoring unexpected field shape(s): %s", cls.__name__, sorted(bad))
+            cleaned: dict[str, Any] = {}
+            for k, v in data.items():
+                if k not in bad:
+                    cleaned[k] = v
+                elif (drop := bad[k]) is not None:
+                    cleaned[k] = [x for i, x in enumerate(v) if i not in drop]  # keep the good items
+            return handler(cleaned)
 
 
 class Account(DPGModel):
@@ -200,6 +249,16 @@ class Archive(DPGModel):
 
 
 class Operation(DPGModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _alias(cls, data: Any) -> Any:
+        # "id" or "operation_uuid" instead of "uuid" (the guides only show "uuid").
+        if isinstance(data, dict) and data.get("uuid") in (None, ""):
+            for other in ("operation_uuid", "id"):
+                if isinstance(data.get(other), str | int) and data.get(other) != "":
+                    return {**data, "uuid": data[other]}
+        return data
+
     uuid: str
     status: str = "running"
     type: str | None = None
@@ -209,6 +268,29 @@ class Operation(DPGModel):
     error: dict[str, Any] | None = None
     created_at: Stamp = None
     updated_at: Stamp = None
+
+    @field_validator("uuid", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> Any:
+        # "SUCCEEDED", " succeeded" -> "succeeded"; null -> still running (DECISIONS.md, "Tolerance").
+        if value is None:
+            return "running"
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("result", "error", mode="before")
+    @classmethod
+    def _as_object(cls, value: Any) -> Any:
+        # The guides only show `result: {"message": ...}`; keep other shapes instead of dropping them.
+        if value is None or isinstance(value, dict):
+            return value
+        if isinstance(value, str):
+            return {"message": value}
+        return {"value": value}
 
     @property
     def is_terminal(self) -> bool:
@@ -242,6 +324,19 @@ class UploadTicket(DPGModel):
     upload_url: str
     file_field: str = "file"
     fields: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        # Form fields go out as text anyway: a numeric or boolean signed field must not break the upload.
+        if isinstance(value, dict):
+            return {
+                str(k): (json.dumps(v) if isinstance(v, bool | dict | list) else str(v))
+                for k, v in value.items()
+                if v is not None
+            }
+        return value
+
     transaction_uuid: str | None = None
     expires_at: Stamp = None
 

@@ -9,6 +9,8 @@ in that case it returns state "running" with the Operation, which `wait()` (chec
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -96,31 +98,63 @@ class WriteRunner:
         """
         start = self._clock()
         deadline = start + self.budget_s
-        key, reused = await self.memo.claim(principal, fingerprint)
+        request = request_digest(method, path, body)
+        key, reused = await self.memo.claim(principal, fingerprint, request=request)
         try:
+            return await self._run_claimed(
+                method, path, body, key, reused, principal, fingerprint, start, deadline, progress
+            )
+        finally:
+            # Success, refusal or cancellation: this run of the key is over (shielded: it must happen even
+            # when the tool call is being cancelled, or the entry would look in flight until its lease ends).
+            with anyio.CancelScope(shield=True):
+                await self.memo.release(principal, fingerprint, key)
+
+    async def _run_claimed(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        key: str,
+        reused: bool,
+        principal: str,
+        fingerprint: str,
+        start: float,
+        deadline: float,
+        progress: ProgressFn | None,
+    ) -> WriteOutcome:
+        conflicts = 0
+        while True:
             try:
                 reply, attempts = await self._send(method, path, body, key, deadline, progress, start)
+                break
             except DPGError as err:
-                if not (reused and err.code == "idempotency_key_conflict"):
-                    raise
-                # Same tool + args, but the body the tool derived from live state changed since the key was
-                # used (e.g. an order completed from the current order): that is a new request, new key.
-                await self.memo.forget(principal, fingerprint)
-                key, reused = await self.memo.claim(principal, fingerprint)
-                reply, attempts = await self._send(method, path, body, key, deadline, progress, start)
-        except DPGError as err:
-            if not err.retryable:
-                # Refused before anything was applied: a corrected or later repeat is a new action.
-                await self.memo.forget(principal, fingerprint)
-            raise
+                # We only ever send a key with one request (the memo reuses keys only for the very same
+                # request), so a 409 is not a changed body: most likely an earlier attempt with this key (a
+                # timed-out send, or the agent's first call) is still in progress on the server. A new key
+                # could apply the write twice: wait and resend with the same key, and keep it in the memo.
+                conflict = err.code == "idempotency_key_conflict"
+                delay = self._backoff(conflicts + 3)
+                if conflict and conflicts < 3 and self._clock() + delay < deadline:
+                    conflicts += 1
+                    log.warning("%s %s: key still busy (409); resending in %.2fs", method, path, delay)
+                    await self._sleep(delay)
+                    continue
+                if not err.retryable and not conflict:
+                    # Refused before anything was applied: a corrected or later repeat is a new action.
+                    await self.memo.forget(principal, fingerprint, key)
+                raise
         op = reply.operation
         await self.memo.record(principal, fingerprint, op.uuid if op else None)
+        # The server's own replay marker, when it sends one, beats our guess: a reused key whose first run
+        # never reached DPG was applied now, for the first time.
+        replayed = reused if reply.replayed is None else (reused and reply.replayed)
         if op is None:
-            return WriteOutcome(state="succeeded", body=reply.body, replayed=reused, attempts=attempts)
+            return WriteOutcome(state="succeeded", body=reply.body, replayed=replayed, attempts=attempts)
         outcome = await self._follow(op, start, deadline, progress, etag=None, total=self.budget_s)
         if outcome.state == "failed":
-            await self.memo.forget(principal, fingerprint)
-        return outcome.model_copy(update={"replayed": reused, "attempts": attempts})
+            await self.memo.forget(principal, fingerprint, key)
+        return outcome.model_copy(update={"replayed": replayed, "attempts": attempts})
 
     async def wait(
         self, operation_uuid: str, *, progress: ProgressFn | None = None, budget_s: float | None = None
@@ -129,7 +163,12 @@ class WriteRunner:
         start = self._clock()
         total = self.budget_s if budget_s is None else budget_s
         deadline = start + total
-        op, etag = await self.client.get_operation(operation_uuid)
+        # A hanging API must not hold check_operation past its budget (the in-process transport has no
+        # socket timeouts, and the client's own read retries could add up to minutes).
+        with anyio.move_on_after(max(total, _MIN_ATTEMPT_S)) as scope:
+            op, etag = await self.client.get_operation(operation_uuid)
+        if scope.cancelled_caught:
+            raise TransportFailure(f"operation {operation_uuid}: no answer within {total:g}s")
         if op is None:  # cannot happen without If-None-Match; keep mypy and odd servers honest
             raise DPGError(502, "invalid_response", "the API answered 304 to an unconditional GET")
         return await self._follow(op, start, deadline, progress, etag=etag, total=total)
@@ -216,7 +255,8 @@ class WriteRunner:
                 try:
                     fresh, etag = await self.client.get_operation(op.uuid, etag)
                 except DPGError as err:
-                    if not err.retryable:
+                    # A 404 (unknown op) is the truth; an odd body (a proxy's page) is not worth failing over.
+                    if not err.retryable and err.code != "invalid_response":
                         raise
                     log.warning("poll %s failed (%s); still waiting", op.uuid, err.code)
             if fresh is not None:
@@ -231,6 +271,12 @@ class WriteRunner:
             await progress(round(self._clock() - start, 3), total, message)
         except Exception:  # a broken progress channel must not break the write
             log.debug("progress callback failed", exc_info=True)
+
+
+def request_digest(method: str, path: str, body: Any) -> str:
+    """What DPG fingerprints for idempotency: method + path + canonical JSON body."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()[:32]
 
 
 def _status_line(op: Operation) -> str:

@@ -57,8 +57,12 @@ def serve_in_thread(
 
     _quiet_uvicorn()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()  # e.g. the port is taken: do not leak the socket
+        raise
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(sandbox.app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)

@@ -134,6 +134,8 @@ class RateLimiter:
 
     def hit(self, key: str) -> None:
         now = self.clock()
+        if len(self.hits) > 1000:  # forget logins whose window is over: junk logins must not pile up
+            self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.window}
         recent = [t for t in self.hits.get(key, []) if t > now - self.window]
         if len(recent) >= self.limit:
             self.hits[key] = recent
@@ -190,15 +192,24 @@ class Auth:
         raise ApiError("unauthorized", "The token is not valid.", detail="unknown, expired or revoked token")
 
     # --- sign-in flow -----------------------------------------------------------------
+    def _sweep(self) -> None:
+        """Drop expired MFA and access tokens once there are many (each refresh mints a new access token)."""
+        now = self.clock()
+        if len(self.mfa_tokens) > 1000:
+            self.mfa_tokens = {k: v for k, v in self.mfa_tokens.items() if v[1] > now}
+        if len(self.access_tokens) > 1000:
+            self.access_tokens = {k: v for k, v in self.access_tokens.items() if v.expires_at > now}
+
     def _signed_in(self, user: User) -> dict[str, Any]:
         rt = "dpg_refresh_" + secrets.token_urlsafe(24)
         self.refresh_tokens[rt] = user
         return {"mfa_required": False, "refresh_token": rt, "accounts": [dict(ACCOUNT)]}
 
     def sign_in(self, login: str, password: str) -> dict[str, Any]:
+        self._sweep()
         self.limiter.hit(f"login:{login.lower()}")
         user = USERS.get(login.lower())
-        if user is None or not hmac.compare_digest(password, PASSWORD):
+        if user is None or not hmac.compare_digest(password.encode(), PASSWORD.encode()):
             raise ApiError(
                 "unauthorized", "Login or password is wrong.", detail="check the login and password"
             )
@@ -221,7 +232,9 @@ class Auth:
         user = entry[0]
         assert user.mfa_secret is not None
         now = self.clock()
-        if not any(hmac.compare_digest(totp(user.mfa_secret, now + d * 30), code) for d in (-1, 0, 1)):
+        given = code.encode("utf-8", "surrogateescape")
+        codes = [totp(user.mfa_secret, now + d * 30).encode() for d in (-1, 0, 1)]
+        if not any(hmac.compare_digest(c, given) for c in codes):
             raise ApiError(
                 "unauthorized", "The authenticator code is wrong.", detail="code does not match", field="code"
             )
@@ -229,6 +242,7 @@ class Auth:
         return self._signed_in(user)
 
     def token(self, refresh_token: str, account_uuid: str) -> dict[str, Any]:
+        self._sweep()
         user = self.refresh_tokens.pop(refresh_token, None)
         if user is None:
             raise ApiError(

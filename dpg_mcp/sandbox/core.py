@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from .auth import Auth, Principal
 from .config import SandboxConfig
-from .http import ApiError, canonical, error_response, json_reply, parse_json_body, validation
+from .http import ApiError, canonical, error_response, json_reply, parse_json_body, read_body, validation
 from .images_png import render_png, served_size
 from .seed import build_store
 from .store import ArchiveRec, IdemRecord, ImageRec, OperationRec, Store, iso
@@ -81,13 +81,15 @@ class Engine:
         self.auth = Auth(config.clock)
         self.secret = hashlib.sha256(f"dpg-sandbox-secret:{config.seed}".encode()).digest()
         self.write_routes: list[WriteRoute] = []
+        self._last_sweep = float("-inf")
 
     # --- signing ------------------------------------------------------------------
     def sign(self, message: str) -> str:
         return hmac.new(self.secret, message.encode(), hashlib.sha256).hexdigest()
 
     def verify(self, message: str, sig: str) -> bool:
-        return hmac.compare_digest(self.sign(message), sig)
+        # Bytes, not str: compare_digest raises TypeError on non-ASCII text (a tampered sig must be a 403).
+        return hmac.compare_digest(self.sign(message).encode(), sig.encode("utf-8", "surrogateescape"))
 
     def archive_url(self, base: str, a: ArchiveRec) -> str | None:
         if a.status != "ready" or a.expires_at is None:
@@ -119,6 +121,8 @@ class Engine:
                 op = self.store.operations[a.operation_uuid]
                 if op.finish_at <= now:
                     self._build_archive(a, op)
+            elif a.zip_bytes and a.expires_at is not None and a.expires_at <= now:
+                a.zip_bytes = b""  # nobody can fetch it any more: do not keep megabytes per archive forever
 
     def _build_archive(self, a: ArchiveRec, op: OperationRec) -> None:
         missing = [u for u in a.image_uuids if u not in self.store.images]
@@ -151,6 +155,7 @@ class Engine:
                 names.add(name)
                 zf.writestr(zipfile.ZipInfo(name, date_time=(2026, 7, 6, 0, 0, 0)), data)
         a.zip_bytes = buf.getvalue()
+        a.zip_sha256 = hashlib.sha256(a.zip_bytes).hexdigest()
         a.size_bytes = len(a.zip_bytes)
         a.status = "ready"
         a.ready_at = op.finish_at
@@ -257,11 +262,7 @@ class Engine:
             )
         if len(key) > 255:
             raise validation("Idempotency-Key", "Idempotency-Key must be at most 255 characters")
-        raw = await request.body()
-        if len(raw) > MAX_JSON_BODY:
-            raise ApiError(
-                "payload_too_large", "The request body is too large.", detail=f"at most {MAX_JSON_BODY} bytes"
-            )
+        raw = await read_body(request, MAX_JSON_BODY)
         # The fingerprint needs the canonical body, but a bad body is refused only after the replay check.
         parsed: Any = None
         bad_body: ApiError | None = None
@@ -274,6 +275,7 @@ class Engine:
         base = str(request.base_url).rstrip("/")
         now = self.clock()
         ikey = (p.token_id, key)
+        self._sweep_idempotency(now)
         rec = self.store.idempotency.get(ikey)
         if rec is not None and rec.created_at + IDEMPOTENCY_TTL <= now:
             del self.store.idempotency[ikey]
@@ -294,6 +296,10 @@ class Engine:
             return json_reply(rec.body, rec.status, {**rec.headers, "Idempotent-Replayed": "true"})
         if bad_body is not None:
             raise bad_body
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if raw.strip() and ctype and not (ctype == "application/json" or ctype.endswith("+json")):
+            # A body sent as a form or as text is not what the client meant: say so instead of guessing.
+            raise validation("Content-Type", f"send the body as application/json, not {ctype}")
         if parsed is None and not route.body_optional:
             raise validation(None, "the request body must be a JSON object")
         ctx = WriteCtx(self, p, dict(request.path_params), parsed, "", base, now)
@@ -308,6 +314,15 @@ class Engine:
         self.store.idempotency[ikey] = IdemRecord(fingerprint, now, 202, op.uuid, None, headers)
         self._count(p.token_id, key)
         return json_reply(self.operation_json(op, base), 202, headers)
+
+    def _sweep_idempotency(self, now: float) -> None:
+        # Keys older than their 24 h are dead; drop them in one pass every so often (not per request).
+        if len(self.store.idempotency) < 10_000 or now - self._last_sweep < 3600:
+            return
+        self._last_sweep = now
+        dead = [k for k, r in self.store.idempotency.items() if r.created_at + IDEMPOTENCY_TTL <= now]
+        for k in dead:
+            del self.store.idempotency[k]
 
     def _count(self, token_id: str, key: str) -> None:
         k = f"{token_id}:{key}"

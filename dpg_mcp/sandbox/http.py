@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 MAX_LIMIT = 200
+_INT = re.compile(r"-?[0-9]{1,18}")
 DEFAULT_LIMIT = 50
 
 _STATUS = {
@@ -148,10 +150,10 @@ def q_int(
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise validation(name, f"{name} must be a whole number") from None
+    # Plain ASCII digits only: int() would also take "1_0", " 7", "٣" or 4000-digit numbers.
+    if not _INT.fullmatch(raw):
+        raise validation(name, f"{name} must be a whole number")
+    value = int(raw)
     if value < lo or (hi is not None and value > hi):
         rng = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise validation(name, f"{name} must be {rng}")
@@ -170,18 +172,24 @@ def q_bool(request: Request, name: str) -> bool | None:
 def parse_when(raw: str, field: str, *, end_of_day: bool = False) -> float:
     """ISO 8601 date or datetime -> epoch seconds (UTC when no offset is given)."""
     text = raw.strip()
+    name = field.rsplit(".", 1)[-1]
     try:
         if len(text) == 10:
             d = date.fromisoformat(text)
             dt = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            if not 1800 <= dt.year <= 2200:
+                raise validation(field, f"{name}: the year must be between 1800 and 2200")
             return dt.timestamp() + (86400 - 0.001 if end_of_day else 0)
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise validation(
-            field, f"{field} must be an ISO 8601 date or datetime, e.g. 2026-07-03 or 2026-07-03T18:00:00Z"
+            field, f"{name} must be an ISO 8601 date or datetime, e.g. 2026-07-03 or 2026-07-03T18:00:00Z"
         ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
+    # Bounded like every other date: year 9999 in a far time zone would not even print back in UTC.
+    if not 1800 <= dt.year <= 2200:
+        raise validation(field, f"{name}: the year must be between 1800 and 2200")
     return dt.timestamp()
 
 
@@ -212,15 +220,51 @@ def page_response(
 MISSING: Any = object()
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to pass `limit` (never read whole first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError("payload_too_large", "The request body is too large.", detail=f"at most {limit} bytes")
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise ApiError(
+                "payload_too_large", "The request body is too large.", detail=f"at most {limit} bytes"
+            )
+    return bytes(buf)
+
+
 def parse_json_body(raw: bytes, *, allow_empty: bool) -> Any:
     if not raw.strip():
         if allow_empty:
             return None
         raise validation(None, "the request body must be a JSON object")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise validation(None, "the request body is not valid JSON") from None
+    except RecursionError:  # "{"a":{"a":... thousands deep: refused, never a 500
+        raise validation(None, f"the request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise validation(None, f"the request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, iteratively (a recursive walk would itself hit the recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level > MAX_JSON_DEPTH:
+                return level
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class Fields:

@@ -20,12 +20,13 @@ from .http import (
     json_get,
     json_reply,
     parse_json_body,
+    read_body,
     validation,
 )
 
 
 async def _body(request: Request) -> Any:
-    return parse_json_body(await request.body(), allow_empty=False)
+    return parse_json_body(await read_body(request, 64 * 1024), allow_empty=False)
 
 
 def routes(eng: Engine) -> list[BaseRoute]:
@@ -52,7 +53,7 @@ def routes(eng: Engine) -> list[BaseRoute]:
             f = Fields(await _body(request), "", {"mfa_token", "code"})
             token = f.string("mfa_token", required=True, min_len=1, max_len=200)
             code = f.string("code", required=True, min_len=1)
-            if not re.fullmatch(r"\d{6}", code):
+            if not re.fullmatch(r"[0-9]{6}", code):  # ASCII digits only ("\d" also matches "١٢٣")
                 raise validation(
                     "code", "code must be the 6 digits shown by the authenticator app, as a string"
                 )

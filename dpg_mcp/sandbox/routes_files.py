@@ -8,6 +8,7 @@ import contextlib
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
@@ -84,7 +85,7 @@ def routes(eng: Engine) -> list[BaseRoute]:
                 request,
                 data,
                 media_type=mime,
-                headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private"},
+                headers={"Content-Disposition": content_disposition(name), "Cache-Control": "private"},
             )
         except ApiError as e:
             return error_response(request, e)
@@ -112,7 +113,7 @@ def routes(eng: Engine) -> list[BaseRoute]:
                 request,
                 a.zip_bytes,
                 media_type="application/zip",
-                headers={"Content-Disposition": f'attachment; filename="{a.filename}"'},
+                headers={"Content-Disposition": content_disposition(a.filename)},
             )
         except ApiError as e:
             return error_response(request, e)
@@ -152,6 +153,12 @@ def routes(eng: Engine) -> list[BaseRoute]:
         Route("/archives/{archive_uuid}.zip", archive_zip, methods=["GET"]),
         Route("/media/{image_uuid}/{version}.png", media, methods=["GET"]),
     ]
+
+
+def content_disposition(name: str) -> str:
+    """RFC 6266: an ASCII fallback plus the UTF-8 name (headers are Latin-1; an uploaded name may not be)."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _download_name(im: ImageRec, version: str, mime: str) -> str:
@@ -240,6 +247,10 @@ async def _process_upload(eng: Engine, request: Request) -> Response:
         await form.close()
     if len(data) > MAX_UPLOAD:
         raise ApiError("payload_too_large", "The file is too large.", detail=f"at most {MAX_UPLOAD} bytes")
+    if env["transaction_uuid"] in eng.store.used_tickets:
+        # Checked again after the awaits above: a concurrent request may have used the ticket meanwhile.
+        # From here to `used_tickets.add` nothing awaits, so one ticket makes one image.
+        raise ApiError("ticket_used", "This upload ticket was already used.", detail="request a new ticket")
     info = image_info(data)
     if info is None:
         raise validation("file", "the file is not an image the processor can read (PNG, JPEG, GIF or WebP)")
@@ -333,6 +344,9 @@ async def _read_ticketed_file(eng: Engine, form: FormData) -> tuple[bytes, dict[
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise validation("file", "send multipart/form-data with the file in the part named 'file'")
+    # A chunked upload has no Content-Length: check the spooled size before reading it into memory.
+    if upload.size is not None and upload.size > MAX_UPLOAD:
+        raise ApiError("payload_too_large", "The file is too large.", detail=f"at most {MAX_UPLOAD} bytes")
     data = await upload.read()
     return data, env
 

@@ -97,7 +97,8 @@ class ArchiveRec:
     ready_at: float | None = None
     expires_at: float | None = None
     size_bytes: int = 0
-    zip_bytes: bytes = b""
+    zip_bytes: bytes = b""  # freed once the archive expires (its link is dead by then)
+    zip_sha256: str = ""
 
 
 @dataclass
@@ -186,7 +187,7 @@ class Store:
 
         def archive_doc(a: ArchiveRec) -> dict[str, Any]:
             d = asdict(a)
-            d["zip_bytes"] = hashlib.sha256(a.zip_bytes).hexdigest()
+            d["zip_bytes"] = a.zip_sha256  # stays stable when an expired archive's bytes are freed
             return d
 
         doc = {

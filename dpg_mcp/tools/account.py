@@ -10,7 +10,7 @@ from dpg_mcp.dpg.models import Operation
 from dpg_mcp.guide import fetch_guide
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.inputs import Id, Offset
-from dpg_mcp.tools.render import fit, plural
+from dpg_mcp.tools.render import fit, plural, stamp
 from dpg_mcp.tools.shapes import Failure, WriteResult, dump_failures
 from dpg_mcp.tools.writes import MAX_FAILURES_SHOWN, chunk_failures, failures_for, running_result, write_text
 
@@ -67,7 +67,7 @@ async def check_operation(ctx: ToolContext, args: CheckOperationArgs) -> ToolRes
     )
     text = write_text(out)
     if isinstance(res, dict) and res.get("url"):
-        text += f"\nLink (expires {res.get('expires_at')}): {res['url']}"
+        text += f"\nLink (expires {stamp(res.get('expires_at'))}): {res['url']}"
     return ToolResult(out, text)
 
 

@@ -6,6 +6,7 @@ CallToolResult.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,7 @@ class ToolContext:
     progress: ProgressFn | None = None
     # Elicitation when the host supports it: True = go ahead, False = declined, None = could not ask.
     confirm: Callable[[str], Awaitable[bool | None]] | None = None
+    clock: Callable[[], float] = time.monotonic  # how long a many-part write has run (tests inject one)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from dpg_mcp.state import make_fingerprint
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import ToolInputError
 from dpg_mcp.tools.inputs import Id, ImageIds500, IsoDate, Keyword
-from dpg_mcp.tools.render import clip, fence, plural, stamp
+from dpg_mcp.tools.render import LIST_BUDGET, cap_items, clip, fence, plural, size_of, stamp
 from dpg_mcp.tools.shapes import ImageItem, WriteResult
 from dpg_mcp.tools.writes import REPLAYED, WriteItem, run_write, write_one, write_text
 
@@ -234,15 +234,22 @@ async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> Tool
             text.append(fence(f"filename: {link.filename}"))
     if args.list_archives:
         page = await ctx.client.archives(limit=100)
-        out.archives = [ArchiveItem.of(a) for a in page.items if (a.status or "ready") == "ready"]
-        text.append(f"{plural(len(out.archives), 'ready archive')}:")
-        text += [
-            f"- {a.uuid} | {a.image_count} images | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
-            for a in out.archives
-        ]
+        ready = [ArchiveItem.of(a) for a in page.items if (a.status or "ready") == "ready"]
+        out.archives, left_out = cap_items(ready, LIST_BUDGET, _archive_cost)
+        more = " (more exist, not listed)" if left_out or page.has_more else ""
+        text.append(f"{plural(len(out.archives), 'ready archive')}{more}:")
+        text += [_archive_line(a) for a in out.archives]
         if out.archives:
             text.append(fence("\n".join(f"{a.uuid}: {a.filename}" for a in out.archives)))
     return ToolResult(out, "\n".join(text))
+
+
+def _archive_line(a: ArchiveItem) -> str:
+    return f"- {a.uuid} | {a.image_count} images | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
+
+
+def _archive_cost(a: ArchiveItem) -> int:
+    return size_of(a) + len(_archive_line(a)) + len(a.filename or "") + 40
 
 
 # ------------------------------------------------------------------------------------------- build_archive
@@ -250,7 +257,7 @@ async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> Tool
 
 class BuildArchiveArgs(Args):
     image_uuids: ImageIds500
-    filename: str | None = Field(None, min_length=1, max_length=191, description="e.g. friday-selects")
+    filename: str | None = Field(None, min_length=1, max_length=100, description="e.g. friday-selects")
     version: str | None = Field(None, description="large (default), original, medium or thumbnail")
 
 

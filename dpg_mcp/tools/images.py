@@ -12,7 +12,18 @@ from dpg_mcp.dpg.models import Facets, Image
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation
 from dpg_mcp.tools.inputs import Id, ImageIds50, IsoDate, Limit, Offset
-from dpg_mcp.tools.render import cap_items, clip, fence, fit, keywords_of, paging_line, plural, stamp
+from dpg_mcp.tools.render import (
+    LIST_BUDGET,
+    cap_items,
+    clip,
+    fence,
+    fit,
+    keywords_of,
+    paging_line,
+    plural,
+    size_of,
+    stamp,
+)
 from dpg_mcp.tools.shapes import ImageItem
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_text
 
@@ -27,19 +38,25 @@ _DATE_FILTERS = (
 )
 
 
+def image_line(it: ImageItem) -> str:
+    """One line for one image; the caller fences it (titles, filenames and keywords are gallery text)."""
+    parts = [it.uuid, it.title or it.filename or "(untitled)"]
+    if it.rating is not None:
+        parts.append(f"rating {it.rating}")
+    if it.date:
+        parts.append(it.date)
+    if it.keywords:
+        parts.append(", ".join(it.keywords[:12]) + (" …" if len(it.keywords) > 12 else ""))
+    return "- " + " | ".join(parts)
+
+
 def image_lines(items: list[ImageItem]) -> str:
-    """One line per image; the caller fences it (titles, filenames and keywords are gallery text)."""
-    lines = []
-    for it in items:
-        parts = [it.uuid, it.title or it.filename or "(untitled)"]
-        if it.rating is not None:
-            parts.append(f"rating {it.rating}")
-        if it.date:
-            parts.append(it.date)
-        if it.keywords:
-            parts.append(", ".join(it.keywords[:12]) + (" …" if len(it.keywords) > 12 else ""))
-        lines.append("- " + " | ".join(parts))
-    return "\n".join(lines)
+    return "\n".join(image_line(it) for it in items)
+
+
+def image_cost(it: ImageItem) -> int:
+    """What one listed image adds to a result: its JSON and its text line."""
+    return size_of(it) + len(image_line(it).encode("utf-8"))
 
 
 # ------------------------------------------------------------------------------------------- search_images
@@ -125,11 +142,12 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
         page: Any = await ctx.client.set_images(args.set_uuid, limit=args.limit, offset=args.offset)
     else:
         page = await ctx.client.list_images(limit=args.limit, offset=args.offset, **args.filters())
-    items, omitted = cap_items([ImageItem.of(i) for i in page.items])
+    facets = FacetCounts.of(await ctx.client.facets(**args.filters())) if args.facets else None
+    room = LIST_BUDGET - (2 * size_of(facets) if facets is not None else 0)  # facets ride in both blocks
+    items, omitted = cap_items([ImageItem.of(i) for i in page.items], room, image_cost)
     next_offset = page.next_offset if page.has_more else None
     if omitted:
         next_offset = args.offset + len(items)
-    facets = FacetCounts.of(await ctx.client.facets(**args.filters())) if args.facets else None
     out = SearchResult(
         images=items, total=page.total, next_offset=next_offset, omitted=omitted, facets=facets
     )
@@ -178,26 +196,49 @@ class ImageDetail(Out):
     set_uuids: list[str] = Field(default_factory=list)
     versions: list[Version] = Field(default_factory=list)
     preview: str | None = None
+    trimmed: str | None = None  # what was shortened to keep the result small
 
     @classmethod
     def of(cls, img: Image) -> ImageDetail:
+        """The image at the most detail that fits DETAIL_BUDGET: each level shortens more."""
+        detail = cls._at(img, *_LEVELS[0])
+        for level in _LEVELS[1:]:
+            if size_of(detail) <= DETAIL_BUDGET:
+                break
+            detail = cls._at(img, *level)
+        notes = []
+        if len(detail.keywords) < len(img.keywords):
+            notes.append(
+                f"{len(img.keywords) - len(detail.keywords)} of {len(img.keywords)} keywords left out"
+            )
+        if len(detail.credits) < len(img.credits):
+            notes.append(f"{len(img.credits) - len(detail.credits)} credits left out")
+        if detail.metadata != img.metadata or detail.exif != img.exif:
+            notes.append("long metadata or exif values cut short")
+        if len(detail.versions) < len(img.versions) or len(detail.crops) < len(img.crops):
+            notes.append("some versions or crops left out")
+        detail.trimmed = "; ".join(notes) or None
+        return detail
+
+    @classmethod
+    def _at(cls, img: Image, meta: int, exif: int, kws: int, text: int, credits: int) -> ImageDetail:
         return cls(
             uuid=img.public_uuid,
-            filename=img.filename,
-            title=clip(img.title),
-            description=clip(img.description, 6000),
-            alt_text=clip(img.alt_text),
+            filename=clip(img.filename, 300),
+            title=clip(img.title, min(text, 2000)),
+            description=clip(img.description, text),
+            alt_text=clip(img.alt_text, min(text, 2000)),
             creation_date=stamp(img.creation_date),
             created_at=stamp(img.created_at),
             updated_at=stamp(img.updated_at),
             rating=img.rating,
             rotation=img.rotation,
             has_video=img.has_video,
-            keywords=[clip(k, 120) or "" for k in keywords_of(img)][:300],
-            metadata=fit(img.metadata, 20_000),
-            exif=fit(img.exif, 8_000),
+            keywords=[clip(k, 120) or "" for k in keywords_of(img)][:kws],
+            metadata=fit(img.metadata, meta),
+            exif=fit(img.exif, exif),
             geo=img.geo.model_dump(exclude_none=True) if img.geo else None,
-            credits=[f"{clip(c.role, 100)}: {clip(c.name, 200)}" for c in img.credits[:50]],
+            credits=[f"{clip(c.role, 100)}: {clip(c.name, 200)}" for c in img.credits[:credits]],
             crops=[c.model_dump(exclude_none=True) for c in img.crops[:20]],
             set_uuids=img.set_public_uuids[:200],
             versions=[
@@ -206,24 +247,47 @@ class ImageDetail(Out):
         )
 
 
+# ~36 KB of structured content, and about as much again in the text block: under MAX_RESULT_BYTES together.
+DETAIL_BUDGET = 36_000
+# (metadata bytes, exif bytes, keywords, chars of a caption, credits), from the most detailed level down.
+_LEVELS = (
+    (20_000, 8_000, 300, 6_000, 50),
+    (8_000, 3_000, 150, 3_000, 30),
+    (3_000, 1_000, 60, 1_500, 15),
+    (1_000, 300, 30, 500, 5),
+)
+_GALLERY_FIELDS = (
+    "filename",
+    "title",
+    "description",
+    "alt_text",
+    "creation_date",
+    "keywords",
+    "metadata",
+    "exif",
+    "credits",
+    "crops",
+)
+
+
 def detail_text(d: ImageDetail) -> str:
     sizes = ", ".join(f"{v.name} {v.width}×{v.height}" if v.width else f"{v.name}" for v in d.versions)
-    head = f"Image {d.uuid}: rating {d.rating}, rotation {d.rotation}, in {plural(len(d.set_uuids), 'set')}"
+    head = (
+        f"Image {d.uuid}: rating {d.rating}, rotation {d.rotation}, video {'yes' if d.has_video else 'no'}, "
+        f"uploaded {d.created_at}, changed {d.updated_at}"
+    )
+    if d.geo:
+        head += f", geo {d.geo.get('lat')},{d.geo.get('lon')}"
+    head += f"; in {plural(len(d.set_uuids), 'set')}"
+    head += f" ({', '.join(d.set_uuids)})" if d.set_uuids else ""
     head += f"; versions: {sizes or 'none'}."
     if d.preview:
         head += f" Preview: {d.preview}."
-    fields = {
-        "filename",
-        "title",
-        "description",
-        "alt_text",
-        "creation_date",
-        "keywords",
-        "metadata",
-        "credits",
-    }
-    body = {k: v for k, v in d.model_dump(include=fields).items() if v}
-    return head + "\n" + fence(json.dumps(body, ensure_ascii=False, indent=1))
+    if d.trimmed:
+        head += f" Trimmed to keep the result small: {d.trimmed}."
+    body = {k: v for k, v in d.model_dump(include=set(_GALLERY_FIELDS)).items() if v}
+    ordered = {k: body[k] for k in _GALLERY_FIELDS if k in body}
+    return head + "\n" + fence(json.dumps(ordered, ensure_ascii=False))
 
 
 async def get_image(ctx: ToolContext, args: GetImageArgs) -> ToolResult:

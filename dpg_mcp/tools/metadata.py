@@ -11,9 +11,10 @@ from dpg_mcp.dpg.models import KeywordCount
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.inputs import ImageIds500, Keyword, Limit, Offset
 from dpg_mcp.tools.render import clip, fence, paging_line, plural
-from dpg_mcp.tools.writes import WriteItem, apply_writes, write_text
+from dpg_mcp.tools.writes import REPLAYED, WriteItem, apply_writes, write_one, write_text
 
 _MAX_VOCABULARY = 5_000  # keywords scanned when filtering by namespace or prefix
+MAX_NAMESPACES = 100  # namespaces listed with every page of keywords
 
 # ------------------------------------------------------------------------------------------- list_keywords
 
@@ -41,9 +42,9 @@ async def list_keywords(ctx: ToolContext, args: ListKeywordsArgs) -> ToolResult:
         matches = [k for k in await _vocabulary(ctx) if _matches(k, args.namespace, args.prefix)]
         rows, total = matches[args.offset : args.offset + args.limit], len(matches)
         next_offset = args.offset + len(rows) if args.offset + len(rows) < len(matches) else None
-    namespaces = {
-        clip(n.namespace, 100) or "": n.count or 0 for n in await ctx.client.namespaces() if n.namespace
-    }
+    all_namespaces = [n for n in await ctx.client.namespaces() if n.namespace]
+    all_namespaces.sort(key=lambda n: -(n.count or 0))
+    namespaces = {clip(n.namespace, 100) or "": n.count or 0 for n in all_namespaces[:MAX_NAMESPACES]}
     out = KeywordsResult(
         keywords={clip(k.full, 120) or "": k.count or 0 for k in rows},
         namespaces=namespaces,
@@ -52,7 +53,12 @@ async def list_keywords(ctx: ToolContext, args: ListKeywordsArgs) -> ToolResult:
     )
     text = (
         paging_line(len(out.keywords), total, next_offset, 0, "keywords")
-        + " Keyword: images; then namespaces.\n"
+        + " Keyword: images; then namespaces"
+        + (
+            f" (the {MAX_NAMESPACES} most used of {len(all_namespaces)}).\n"
+            if len(all_namespaces) > MAX_NAMESPACES
+            else ".\n"
+        )
     )
     text += fence(json.dumps({"keywords": out.keywords, "namespaces": namespaces}, ensure_ascii=False))
     return ToolResult(out, text)
@@ -138,9 +144,31 @@ async def rename_keyword(ctx: ToolContext, args: RenameKeywordArgs) -> ToolResul
         body["image_public_uuids"] = args.image_uuids
     where = f"on {plural(len(args.image_uuids), 'image')}" if args.image_uuids else "across the account"
     item = WriteItem("POST", "/v1/keywords/rename", body)
-    result = await apply_writes(ctx, "rename_keyword", args, [item], lambda _n: f"Keyword renamed {where}")
-    if result.state == "succeeded":
+    result, outcome = await write_one(
+        ctx, "rename_keyword", args, item, lambda _n: f"Keyword renamed {where}"
+    )
+    if result.state != "succeeded":
+        return ToolResult(result, write_text(result))
+    op = outcome.operation
+    res = op.result if op is not None and isinstance(op.result, dict) else {}
+    renamed = res.get("renamed")
+    if not isinstance(renamed, int) or isinstance(renamed, bool):
+        # Tolerant: the Operation's image list names the images it touched, when DPG gives no count.
+        renamed = len(op.image_public_uuids) if op is not None and op.image_public_uuids else None
+    if renamed is None:
         result.succeeded = len(args.image_uuids or ())
+    else:
+        result.succeeded = renamed
+        merged = res.get("merged")
+        extra = (
+            f", merged into the existing keyword on {merged}" if isinstance(merged, int) and merged else ""
+        )
+        result.message = f"Keyword renamed on {plural(renamed, 'image')}{extra}"
+        if renamed == 0:
+            result.message += " (no image carried it: check its spelling with list_keywords)"
+        if outcome.replayed:
+            result.message += f"; {REPLAYED}"
+        result.message += "."
     return ToolResult(result, write_text(result))
 
 
@@ -198,7 +226,7 @@ class CropIn(Args):
 class EditMetadataArgs(Args):
     image_uuids: ImageIds500
     iptc: dict[str, Any] | None = Field(
-        None, description="IPTC fields to set, e.g. creator, copyright_notice"
+        None, description="IPTC fields to set (null clears), e.g. creator, copyright_notice"
     )
     alt_text: str | None = Field(None, max_length=1000)
     add_credits: list[Credit] = Field(
@@ -221,8 +249,10 @@ class EditMetadataArgs(Args):
         for key, v in value.items():
             if not key or len(key) > 100:
                 raise ValueError("IPTC field names are 1..100 characters")
-            if not isinstance(v, str | bool | int | float) or (isinstance(v, str) and len(v) > 5000):
-                raise ValueError(f"IPTC field {key!r}: give a string (≤5000 chars), number or boolean")
+            if v is not None and (
+                not isinstance(v, str | bool | int | float) or (isinstance(v, str) and len(v) > 5000)
+            ):
+                raise ValueError(f"IPTC field {key!r}: give a string (≤5000 chars), number, boolean or null")
         return value
 
     @model_validator(mode="after")

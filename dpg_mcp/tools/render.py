@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -22,7 +22,8 @@ TAG = "untrusted-gallery-text"
 _MARKER = re.compile(r"<\s*/?\s*untrusted-gallery-text", re.IGNORECASE)
 
 MAX_RESULT_BYTES = 80_000  # ~20k tokens: no result goes over this
-ITEMS_BUDGET = 60_000  # bytes of list items in structured content; the text block restates them more briefly
+ITEMS_BUDGET = 60_000  # bytes of list items in structured content, when the caller gives no cost
+LIST_BUDGET = 70_000  # bytes a list may add to a result in structure and text together, with room to spare
 MAX_FIELD_CHARS = 2_000  # any one metadata value in a result
 
 M = TypeVar("M", bound=BaseModel)
@@ -40,12 +41,18 @@ def size_of(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
 
 
-def cap_items(items: Sequence[M], budget: int = ITEMS_BUDGET) -> tuple[list[M], int]:
-    """Keep items in order while they fit in `budget` bytes of JSON; (kept, omitted count)."""
+def cap_items(
+    items: Sequence[M], budget: int = ITEMS_BUDGET, cost: Callable[[M], int] | None = None
+) -> tuple[list[M], int]:
+    """Keep items in order while they fit in `budget` bytes; (kept, omitted count).
+
+    `cost(item)` is what one item adds to the whole result (its JSON plus its line in the text block);
+    by default its JSON alone.
+    """
     kept: list[M] = []
     used = 0
     for item in items:
-        used += size_of(item) + 1
+        used += (cost(item) if cost is not None else size_of(item)) + 1
         if used > budget and kept:
             break
         kept.append(item)

@@ -10,9 +10,19 @@ from pydantic import Field, StrictBool, field_validator, model_validator
 from dpg_mcp.dpg.models import Set, SetImage, SetNode
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
-from dpg_mcp.tools.images import image_lines
+from dpg_mcp.tools.images import image_cost, image_lines
 from dpg_mcp.tools.inputs import Id, ImageIds500, IsoZoned, Limit, Offset, check_id
-from dpg_mcp.tools.render import cap_items, clip, clip_value, fence, paging_line, plural, stamp
+from dpg_mcp.tools.render import (
+    LIST_BUDGET,
+    cap_items,
+    clip,
+    clip_value,
+    fence,
+    paging_line,
+    plural,
+    size_of,
+    stamp,
+)
 from dpg_mcp.tools.shapes import ImageItem, WriteResult
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_one, write_text
 
@@ -20,6 +30,7 @@ COLOURS = "none, red, orange, yellow, green, blue, purple or grey"
 TYPES = "gallery, folder or event"
 _MAX_SET_IMAGES = 10_000  # read when an order or a visibility change needs the whole set
 _MAX_TREE_NODES = 500
+CHILDREN_BUDGET = 15_000  # of render.LIST_BUDGET, for an opened set's child sets; its images get the rest
 
 # ------------------------------------------------------------------------------------------- shapes
 
@@ -82,26 +93,31 @@ def _flatten(nodes: list[SetNode], depth: int = 0) -> list[SetItem]:
     return out
 
 
-def _set_lines(items: list[SetItem]) -> str:
-    return "\n".join(
+def _set_line(s: SetItem) -> str:
+    return (
         "  " * (s.depth or 0)
         + f"- {s.uuid} | {s.name} | {s.type or 'set'} | {plural(s.images or 0, 'image')}"
         + (f", {plural(s.children, 'child set')}" if s.children else "")
-        for s in items
     )
+
+
+def _set_lines(items: list[SetItem]) -> str:
+    return "\n".join(_set_line(s) for s in items)
+
+
+def _set_cost(s: SetItem) -> int:
+    return size_of(s) + len(_set_line(s).encode("utf-8"))
 
 
 async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
     if args.set_uuid is None:
         nodes = _flatten(await ctx.client.set_tree())
         window = nodes[args.offset : args.offset + _MAX_TREE_NODES]
-        kept, omitted = cap_items(window)
+        kept, omitted = cap_items(window, LIST_BUDGET, _set_cost)
         shown_to = args.offset + len(kept)
         next_offset = shown_to if shown_to < len(nodes) else None
-        out = BrowseResult(
-            sets=kept, total=len(nodes), next_offset=next_offset, omitted=len(nodes) - shown_to
-        )
-        head = paging_line(len(kept), len(nodes), next_offset, 0, "sets in the tree (depth-first)")
+        out = BrowseResult(sets=kept, total=len(nodes), next_offset=next_offset, omitted=omitted)
+        head = paging_line(len(kept), len(nodes), next_offset, omitted, "sets in the tree (depth-first)")
         return ToolResult(out, head + ("\n" + fence(_set_lines(kept)) if kept else ""))
 
     s = await ctx.client.get_set(args.set_uuid)
@@ -113,7 +129,11 @@ async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
     detail.parent_uuid = s.parent_public_uuid
     detail.lead_image_uuid = s.lead_image_public_uuid
     detail.website = clip_value(s.website, 300)
-    images, omitted = cap_items([_set_image(i) for i in page.items], 50_000)
+    child_sets, children_left_out = cap_items(
+        [SetItem.of(c) for c in children.items], CHILDREN_BUDGET, _set_cost
+    )
+    room = LIST_BUDGET - CHILDREN_BUDGET - 2 * size_of(detail) - 200 * len(snaps[:30])
+    images, omitted = cap_items([_set_image(i) for i in page.items], room, image_cost)
     next_offset = page.next_offset if page.has_more else None
     if omitted:
         next_offset = args.offset + len(images)
@@ -122,7 +142,7 @@ async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
         for n in sorted(snaps, key=lambda n: str(n.created_at or ""), reverse=True)[:30]
     ]
     out = BrowseResult(
-        sets=[SetItem.of(c) for c in children.items],
+        sets=child_sets,
         set=detail,
         images=images,
         snapshots=snapshots,
@@ -140,7 +160,8 @@ async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
     if images:
         text.append(fence(image_lines(list(images)) + _visibility_note(images)))
     if out.sets:
-        more = " (more exist: open them from the tree)" if children.has_more else ""
+        shown_all = not children.has_more and not children_left_out
+        more = "" if shown_all else " (more exist: see them in the tree, browse_sets without set_uuid)"
         text.append(f"{plural(len(out.sets), 'child set')}{more}:")
         text.append(fence(_set_lines(out.sets)))
     if snapshots:

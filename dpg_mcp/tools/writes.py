@@ -18,8 +18,8 @@ from dpg_mcp.dpg.models import Operation
 from dpg_mcp.dpg.operations import ProgressFn, WriteOutcome
 from dpg_mcp.state import make_fingerprint
 from dpg_mcp.tools.base import ToolContext
-from dpg_mcp.tools.errors import NeedsConfirmation, error_from_operation
-from dpg_mcp.tools.render import plural
+from dpg_mcp.tools.errors import NeedsConfirmation, error_from_operation, safe_code, safe_field
+from dpg_mcp.tools.render import clip, fence, plural
 from dpg_mcp.tools.shapes import RUNNING_NEXT, Failure, WriteResult, dump_failures
 
 BATCH_SIZE = 50  # DPG's batch limit
@@ -28,6 +28,12 @@ REPLAYED = "already applied earlier; nothing done twice"
 _ITEM_FIELD = re.compile(r"^operations\[(\d+)\]\.?(.*)$")
 # Refusals that concern one chunk's items only: later chunks may still go through.
 _ITEM_STATUSES = {400, 404, 409, 413, 422}
+RESEND_STRIDE = 1000  # part numbers of a chunk sent again without a refused entry: index + 1000 * n
+MAX_RESENDS = 10  # refused entries dropped from one chunk before the chunk is given up
+# A many-part write starts no new part once this share of the runner's wait budget is spent, so the whole
+# call ends within the host's tool timeout (one part can still take up to the full budget).
+CHUNKS_SHARE_OF_BUDGET = 0.33
+NOT_APPLIED = "refused with its batch because of other unknown ids; call again without those ids"
 
 Done = Callable[[int], str]
 
@@ -78,7 +84,8 @@ async def run_write(
 def running_result(outcome: WriteOutcome, what: str) -> WriteResult:
     """The handle for a write that outlived the wait: the same shape from every tool."""
     op_id = outcome.operation.uuid if outcome.operation else None
-    message = f"{what}: still running after the wait; nothing is lost"
+    what = what if what[1:2].isupper() else what[:1].lower() + what[1:]  # "ZIP of…" stays, "Rating…" lowers
+    message = f"Started, not finished within the wait ({what}); nothing is lost"
     if outcome.replayed:
         message += f"; {REPLAYED}"
     return WriteResult(state="running", message=message + ".", operation_id=op_id, next=RUNNING_NEXT)
@@ -118,7 +125,7 @@ def _name_item(err: DPGError, chunk: Sequence[WriteItem]) -> None:
     m = _ITEM_FIELD.match(err.field or "")
     if m and int(m.group(1)) < len(chunk):
         item = chunk[int(m.group(1))]
-        who = f"image {item.images[0]}" if item.images else item.path
+        who = f"image {item.images[0]}" if item.images else f"request {item.path}"
         err.field = f"{who} {m.group(2)}".strip()
 
 
@@ -163,25 +170,62 @@ async def apply_writes(
     bad: set[str] = set()
     unsent: set[str] = set()
     replayed = False
+    started = ctx.clock()
     for index, chunk in enumerate(chunks):
         later = {i for rest in chunks[index + 1 :] for item in rest for i in item.images}
-        body = {"operations": [item.as_batch_entry() for item in chunk]}
-        progress = _chunk_progress(ctx, index, len(chunks))
-        try:
-            outcome = await run_write(
-                ctx, tool, fp, "POST", "/v1/operations/batch", body, part=index, progress=progress
+        if index and ctx.clock() - started > ctx.runner.budget_s * CHUNKS_SHARE_OF_BUDGET:
+            # Stop starting parts in time for the host's tool timeout; the same call again finishes the job.
+            rest = {i for item in chunk for i in item.images} | later
+            unsent = rest - bad
+            result = _finish(done, _ok(images, bad, unsent), failures, len(bad), 0, replayed)
+            result.state = "partial"
+            result.message = result.message[:-1] + (
+                f"; {plural(len(unsent), 'image')} not sent yet, to stay within the time limit. "
+                f"Call {tool} again with the same arguments to send them (parts done are not done twice)."
             )
-        except DPGError as err:
-            _name_item(err, chunk)
-            if index == 0:
-                raise  # nothing applied yet: report it as the call's error
-            chunk_images = [i for item in chunk for i in item.images]
-            failures += failures_for(chunk_images, err)
-            bad.update(chunk_images)
-            if err.status in _ITEM_STATUSES:
-                continue
-            unsent = later - bad
-            break
+            result.next = f"call {tool} again with the same arguments"
+            return result
+        progress = _chunk_progress(ctx, index, len(chunks))
+        pending = list(chunk)
+        resends = 0
+        outcome: WriteOutcome | None = None
+        while pending:
+            body = {"operations": [item.as_batch_entry() for item in pending]}
+            # A chunk sent again without a refused entry is another body: another part, another key.
+            part = index + RESEND_STRIDE * resends
+            try:
+                outcome = await run_write(
+                    ctx, tool, fp, "POST", "/v1/operations/batch", body, part=part, progress=progress
+                )
+                break
+            except DPGError as err:
+                culprit = _refused_entry(err, pending)
+                _name_item(err, pending)
+                if culprit is not None and resends < MAX_RESENDS:
+                    # DPG checks a batch whole: one unknown id refuses it all. Drop that entry, send the rest.
+                    item = pending.pop(culprit)
+                    failures += failures_for(list(item.images), err)
+                    bad.update(item.images)
+                    resends += 1
+                    continue
+                if index == 0 and not failures:
+                    raise  # nothing applied yet: report it as the call's error
+                if culprit is not None:  # too many unknown ids: name this one, the rest were not applied
+                    item = pending.pop(culprit)
+                    failures += failures_for(list(item.images), err)
+                    bad.update(item.images)
+                    err = DPGError(
+                        409, "not_applied", "not applied", detail=NOT_APPLIED, request_id=err.request_id
+                    )
+                chunk_images = [i for item in pending for i in item.images]
+                failures += failures_for(chunk_images, err)
+                bad.update(chunk_images)
+                if err.status in _ITEM_STATUSES:
+                    break
+                unsent = later - bad
+                return _finish(done, _ok(images, bad, unsent), failures, len(bad), len(unsent), replayed)
+        if outcome is None:
+            continue
         replayed = replayed or outcome.replayed
         if outcome.state == "running":
             result = running_result(outcome, done(len(images)))
@@ -193,12 +237,29 @@ async def apply_writes(
             result.failures = dump_failures(failures[:MAX_FAILURES_SHOWN])
             result.failed = len(bad)
             return result
-        for image, err_facts in chunk_failures(outcome.operation, chunk):
+        for image, err_facts in chunk_failures(outcome.operation, pending):
             failures += failures_for([image], err_facts)
             if image:
                 bad.add(image)
-    ok = len([i for i in images if i not in bad and i not in unsent])
-    return _finish(done, ok, failures, len(bad), len(unsent), replayed)
+    return _finish(done, _ok(images, bad, unsent), failures, len(bad), len(unsent), replayed)
+
+
+def _ok(images: list[str], bad: set[str], unsent: set[str]) -> int:
+    return len([i for i in images if i not in bad and i not in unsent])
+
+
+def _refused_entry(err: DPGError, chunk: Sequence[WriteItem]) -> int | None:
+    """The position of the batch entry DPG refused for its own sake (an unknown image), else None.
+
+    Only a not-found names one entry's own problem; a validation error usually repeats in every entry
+    (the same keyword or value is sent for each image), so resending without one would only fail again.
+    """
+    if err.status != 404 and not err.code.endswith("not_found"):
+        return None
+    m = _ITEM_FIELD.match(err.field or "")
+    if m is None or int(m.group(1)) >= len(chunk):
+        return None
+    return int(m.group(1))
 
 
 def chunk_failures(
@@ -251,17 +312,29 @@ def _finish(
 
 
 def write_text(result: WriteResult) -> str:
-    """The text block of a write: the message, the handle, and the first failures (trusted text only)."""
+    """The text block of a write: the message, the handle, and the first failures.
+
+    A failure's code and image are ours to show; DPG's detail may repeat gallery text, so it is fenced.
+    """
     lines = [result.message]
     if result.state == "running":
         lines.append(f"operation_id: {result.operation_id} — {RUNNING_NEXT}.")
+    details: list[str] = []
     for f in result.failures[:5]:
         where = f"image {f['image_uuid']}" if f.get("image_uuid") else "request"
-        field = f" field {f['field']}" if f.get("field") else ""
-        detail = f": {f['detail']}" if f.get("detail") else ""
-        lines.append(f"- {where}: {f.get('code')}{field}{detail}")
+        field = safe_field(f.get("field"))
+        if field and f.get("image_uuid"):
+            # the line names the image already: "image X body.rating" -> "body.rating"
+            field = field.removeprefix(f"image {f['image_uuid']}").strip()
+            field = None if field in ("", "path") else field
+        lines.append(f"- {where}: {safe_code(str(f.get('code')))}" + (f" (field `{field}`)" if field else ""))
+        if f.get("detail"):
+            details.append(f"{where}: {clip(str(f['detail']), 300)}")
     if len(result.failures) > 5:
         lines.append(f"- … {len(result.failures) - 5} more in the structured result.")
+    if details:
+        lines.append("DPG's words about them (quoted data):")
+        lines.append(fence("\n".join(details)))
     return "\n".join(lines)
 
 

@@ -42,7 +42,8 @@ def test_non_envelope_html() -> None:
     html = b"<html><body><h1>502 Bad Gateway</h1>\n\n nginx </body></html>"
     err = DPGError.from_http(502, html, {})
     assert err.status == 502 and err.code == "internal" and err.retryable
-    assert err.message.startswith("HTTP 502 Bad Gateway: <html>")
+    # tags stripped: the agent reads the proxy's words, not its markup
+    assert err.message == "HTTP 502 Bad Gateway: 502 Bad Gateway nginx"
     assert "\n" not in err.message
 
 

@@ -81,11 +81,14 @@ async def test_4xx_is_not_retried_and_memo_forgets(clock: FakeClock) -> None:
     assert not reused
 
 
-async def test_idempotency_conflict_is_raised(clock: FakeClock) -> None:
-    runner, rec, _ = runner_for(lambda r: jresp(409, envelope("idempotency_key_conflict")), clock)
+async def test_idempotency_conflict_is_resent_with_the_same_key_then_raised(clock: FakeClock) -> None:
+    runner, rec, memo = runner_for(lambda r: jresp(409, envelope("idempotency_key_conflict")), clock)
     with pytest.raises(DPGError) as info:
         await runner.run("POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f")
-    assert info.value.code == "idempotency_key_conflict" and len(rec.requests) == 1
+    # our key is only ever used for this one request: a 409 means "still in progress", never "take a new key"
+    assert info.value.code == "idempotency_key_conflict" and len(rec.requests) == 4
+    assert len({r.headers["idempotency-key"] for r in rec.requests}) == 1
+    assert (await memo.claim("p", "f", request=None))[1] is True  # kept: a repeat must not apply it again
 
 
 async def test_transport_budget_spent_raises_and_repeat_reuses_key(clock: FakeClock) -> None:
@@ -218,7 +221,7 @@ async def test_broken_progress_callback_does_not_break_the_write(clock: FakeCloc
     assert isinstance(out, WriteOutcome) and out.state == "succeeded"
 
 
-async def test_reused_key_conflict_gets_a_fresh_key_once(clock: FakeClock) -> None:
+async def test_same_call_with_a_changed_body_takes_a_fresh_key(clock: FakeClock) -> None:
     bodies: dict[str, bytes] = {}
 
     def handler(r: httpx2.Request) -> httpx2.Response:
@@ -232,5 +235,6 @@ async def test_reused_key_conflict_gets_a_fresh_key_once(clock: FakeClock) -> No
     await runner.run("PATCH", "/v1/sets/s/order", {"o": [1, 2]}, principal="p", fingerprint="arrange")
     out = await runner.run("PATCH", "/v1/sets/s/order", {"o": [2, 1]}, principal="p", fingerprint="arrange")
     assert out.state == "succeeded" and not out.replayed
+    # the memo knows the request changed: no 409 round trip, a fresh key at once
     keys = [r.headers["idempotency-key"] for r in rec.requests]
-    assert len(keys) == 3 and keys[0] == keys[1] != keys[2]
+    assert len(keys) == 2 and keys[0] != keys[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -10,6 +11,7 @@ from mcp.types import TextContent, TextResourceContents
 
 from dpg_mcp.sandbox import Sandbox
 from dpg_mcp.server import load_prompts
+from dpg_mcp.tools import TOOLS
 
 from .conftest import connect, dpg_server
 from .test_calls import image_ids
@@ -33,7 +35,9 @@ async def test_resources(sb: Sandbox, mode: str) -> None:
         image = json.loads(await _read(client, f"dpg://images/{uuid}"))
         a_set = json.loads(await _read(client, f"dpg://sets/{set_uuid}"))
         full = await _read(client, "dpg://guide/full")
-    assert listed == {"dpg://guide", "dpg://guide/full", "dpg://me"}
+        profiles = json.loads(await _read(client, "dpg://metadata_profiles"))
+    assert listed == {"dpg://guide", "dpg://guide/full", "dpg://me", "dpg://metadata_profiles"}
+    assert profiles and {"uuid", "name", "fields"} <= set(profiles[0])
     assert templates == {"dpg://images/{public_uuid}", "dpg://sets/{public_uuid}"}
     assert guide == server.dpg.guide and len(full) >= len(guide)
     assert me["account"]["unique_id"] == "riverside" and me["capabilities"] == ["api.images.read"]
@@ -71,3 +75,20 @@ async def test_unknown_image_resource_is_an_actionable_error(sb: Sandbox, mode: 
         with pytest.raises(MCPError) as info:
             await client.read_resource("dpg://images/00000000-0000-4000-8000-000000000000")
     assert "Not found" in str(info.value) and "search_images" in str(info.value)
+
+
+def test_prompts_name_real_tools_and_their_real_arguments() -> None:
+    """A workflow that names a tool or argument the server does not have sends the agent into errors."""
+    tools = {t.name: t for t in TOOLS}
+    inputs = {f for t in TOOLS for f in t.input_model.model_fields}
+    outputs = {f for t in TOOLS for f in t.output_model.model_fields} | {"hidden", "activation_time"}
+    for p in load_prompts():
+        own = {a.name for a in p.arguments} | {p.name}
+        words = set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", p.body))
+        unknown = words - set(tools) - inputs - outputs - own
+        assert not unknown, (p.name, unknown)
+        for line in p.body.splitlines():
+            named = [tools[w] for w in re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", line) if w in tools]
+            fields = {f for t in named for f in t.input_model.model_fields}
+            for arg in re.findall(r"\b([a-z_]+)=", line):
+                assert not named or arg in fields, (p.name, arg, line)

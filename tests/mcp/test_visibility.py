@@ -117,7 +117,21 @@ async def test_read_only_flag_and_toolsets(sb: Sandbox, mode: str) -> None:
     assert {"check_operation", "get_guide"} <= names  # always there: writes may hand back an operation id
 
 
-async def test_hidden_tool_is_refused_like_an_unknown_one(sb: Sandbox, mode: str) -> None:
+async def test_a_tool_hidden_by_the_flags_says_which_flag(sb: Sandbox, mode: str) -> None:
+    image = next(iter(sb.store.images))
+    async with dpg_server(sb, "admin", read_only=True) as server, connect(server, mode) as client:
+        ro = await client.call_tool("caption_image", {"image_uuid": image, "title": "x"})
+    async with (
+        dpg_server(sb, "admin", toolsets=frozenset({"sets"})) as server,
+        connect(server, mode) as client,
+    ):
+        off = await client.call_tool("caption_image", {"image_uuid": image, "title": "x"})
+    assert ro.is_error and "runs read-only" in ro.content[0].text  # type: ignore[union-attr]
+    assert off.is_error and "toolset is not enabled" in off.content[0].text  # type: ignore[union-attr]
+    assert sb.applied_total() == 0
+
+
+async def test_hidden_tool_is_refused_and_says_why(sb: Sandbox, mode: str) -> None:
     async with dpg_server(sb, "readonly") as server, connect(server, mode) as client:
         hidden = await client.call_tool(
             "caption_image", {"image_uuid": next(iter(sb.store.images)), "title": "x"}
@@ -125,7 +139,10 @@ async def test_hidden_tool_is_refused_like_an_unknown_one(sb: Sandbox, mode: str
         unknown = await client.call_tool("no_such_tool", {})
     assert hidden.is_error and unknown.is_error
     assert isinstance(hidden.content[0], TextContent) and isinstance(unknown.content[0], TextContent)
-    assert hidden.content[0].text == "Unknown tool: caption_image"
+    assert hidden.content[0].text == (
+        "Unknown tool: caption_image (not available here: it needs the api.images.write scope, which this "
+        "token lacks; ask the account admin for a token with it). Do not retry; list the tools again."
+    )
     assert unknown.content[0].text == "Unknown tool: no_such_tool"
     assert sb.applied_total() == 0
 
@@ -171,7 +188,7 @@ async def test_instructions_name_account_and_tools(sb: Sandbox, mode: str) -> No
     async with dpg_server(sb, "editor") as server, connect(server, mode) as client:
         text = client.instructions or ""
     assert text.startswith(
-        "dpg-mcp: tools for the Digital Photo Gallery account Riverside Sound Festival (riverside)."
+        'dpg-mcp: tools for the Digital Photo Gallery account "Riverside Sound Festival" ("riverside").'
     )
     assert "caption_image" in text and "build_archive" not in text.split("\n", 2)[1]
     assert len(text.encode()) <= 12_000

@@ -194,7 +194,7 @@ SEMANTIC = {
 }
 
 
-# The live-data cases are still sent to the server by the bad-input tests; only the static check leaves them out.
+# The bad-input tests still send the live-data cases to the server; only this static check leaves them out.
 SCHEMA_CASES = [case for case in BAD_CASES if case not in SEMANTIC]
 
 

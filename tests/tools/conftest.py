@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -38,6 +39,11 @@ async def call(ctx: ToolContext, name: str, /, **args: Any) -> ToolResult:
     result = await spec.handler(ctx, parsed)
     assert isinstance(result.structured, spec.output_model)
     return result
+
+
+def outside_fences(text: str) -> str:
+    """The text an agent reads as the tool's own voice: everything outside the untrusted-text fences."""
+    return re.sub(r"<untrusted-gallery-text>\n.*?\n</untrusted-gallery-text>", "", text, flags=re.S)
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

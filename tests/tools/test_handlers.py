@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,11 +17,12 @@ from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.sandbox import Sandbox, SandboxConfig
+from dpg_mcp.sandbox.store import SetRec
 from dpg_mcp.state import InMemoryWriteMemo
 from dpg_mcp.tools import ToolContext
 from dpg_mcp.tools.errors import NeedsConfirmation, agent_message
 from dpg_mcp.tools.render import MAX_RESULT_BYTES
-from tests.tools.conftest import ADMIN, BASE, call, confirmer, dump
+from tests.tools.conftest import ADMIN, BASE, call, confirmer, dump, outside_fences
 
 
 class Recording(httpx2.AsyncBaseTransport):
@@ -174,12 +176,63 @@ async def test_batch_error_in_a_later_chunk_is_merged_into_the_result(ctx: ToolC
     assert (await ctx.client.get_image(ids[0])).rating == 3
 
 
-async def test_batch_error_in_the_first_chunk_is_the_calls_error(ctx: ToolContext) -> None:
-    ids = ["00000000-0000-4000-8000-00000000dead", *await image_ids(ctx, 3)]
+async def test_an_unknown_id_in_a_batch_fails_alone_and_the_rest_is_applied(
+    sandbox: Sandbox, ctx: ToolContext
+) -> None:
+    """DPG refuses a whole batch for one unknown id: that entry is dropped and the others still go."""
+    dead = "00000000-0000-4000-8000-00000000dead"
+    ids = [dead, *await image_ids(ctx, 3)]
+    r = await call(ctx, "rate_images", image_uuids=ids, rating=2)
+    out = dump(r.structured)
+    assert out["state"] == "partial" and out["succeeded"] == 3 and out["failed"] == 1
+    assert [f["image_uuid"] for f in out["failures"]] == [dead]
+    assert out["failures"][0]["code"] == "image_not_found"
+    assert [(await ctx.client.get_image(i)).rating for i in ids[1:]] == [2, 2, 2]
+    assert r.text.startswith("Rating 2 set on 3 images; 1 image failed")
+    assert f"- image {dead}: image_not_found\n" in r.text  # no field noise: the line names the image
+
+
+async def test_many_unknown_ids_in_one_batch_are_named_and_the_rest_reported_not_applied(
+    ctx: ToolContext,
+) -> None:
+    dead = [f"00000000-0000-4000-8000-0000000000{i:02d}" for i in range(12)]
+    ids = [*dead, *await image_ids(ctx, 3)]
+    out = dump((await call(ctx, "rate_images", image_uuids=ids, rating=4)).structured)
+    codes = {f["image_uuid"]: f["code"] for f in out["failures"]}
+    assert out["state"] == "failed" and out["succeeded"] == 0 and out["failed"] == 15
+    assert [codes[d] for d in dead[:11]] == ["image_not_found"] * 11  # 10 dropped, the 11th named on give-up
+    assert {codes[i] for i in ids[11:]} == {"not_applied"}  # the last unknown id and the good ones
+
+
+async def test_a_refusal_shared_by_every_entry_is_the_calls_error_and_nothing_is_applied(
+    sandbox: Sandbox, ctx: ToolContext
+) -> None:
+    ids = await image_ids(ctx, 3)
+    before = sandbox.applied_total()
     with pytest.raises(DPGError) as info:
-        await call(ctx, "rate_images", image_uuids=ids, rating=2)
-    assert info.value.status in (400, 404)
+        await call(ctx, "tag_images", image_uuids=ids, add=["bad$ns:x"])
+    assert info.value.status == 400 and sandbox.applied_total() == before
     assert ids[0] in agent_message(info.value)  # the batch entry is named by its image, not operations[0]
+
+
+async def test_a_many_part_write_stops_in_time_and_the_same_call_finishes_it(
+    sandbox: Sandbox, ctx: ToolContext
+) -> None:
+    ids = await image_ids(ctx, 120)
+    ticks = iter([0.0, 1000.0])
+    ctx.clock = lambda: next(ticks)  # the first part takes "1000 s": no second part is started
+    r = await call(ctx, "rate_images", image_uuids=ids, rating=1)
+    out = dump(r.structured)
+    assert out["state"] == "partial" and out["succeeded"] == 50
+    assert out["next"] == "call rate_images again with the same arguments"
+    assert "70 images not sent yet" in out["message"] and out["message"] in r.text
+    assert [(await ctx.client.get_image(i)).rating == 1 for i in (ids[49], ids[50])] == [True, False]
+    applied = sandbox.applied_total()
+    ctx.clock = lambda: 0.0
+    again = dump((await call(ctx, "rate_images", image_uuids=ids, rating=1)).structured)
+    assert again["state"] == "succeeded" and again["succeeded"] == 120
+    assert sandbox.applied_total() == applied + 2  # parts 1 and 2 only: part 0 was replayed
+    assert {(await ctx.client.get_image(i)).rating for i in ids} == {1}
 
 
 async def test_tag_remove_rate_and_rename(ctx: ToolContext) -> None:
@@ -196,6 +249,20 @@ async def test_tag_remove_rate_and_rename(ctx: ToolContext) -> None:
     assert r.structured.message == "Rating 5 set on 3 images."  # type: ignore[attr-defined]
 
 
+async def test_rename_keyword_says_how_many_images_it_changed(ctx: ToolContext) -> None:
+    ids = await image_ids(ctx, 3)
+    await call(ctx, "tag_images", image_uuids=ids, add=["tmp:count"])
+    await call(ctx, "tag_images", image_uuids=ids[:1], add=["tmp:kept"])
+    r = await call(ctx, "rename_keyword", keyword="tmp:count", new_name="tmp:kept")
+    out = dump(r.structured)
+    assert out["succeeded"] == 3
+    assert out["message"] == "Keyword renamed on 3 images, merged into the existing keyword on 1."
+    # A keyword nobody carries is not reported as renamed.
+    r = await call(ctx, "rename_keyword", keyword="tmp:nobody", new_name="tmp:else")
+    out = dump(r.structured)
+    assert out["succeeded"] == 0 and "on 0 images" in out["message"] and "list_keywords" in r.text
+
+
 async def test_list_keywords_with_namespace_and_prefix(ctx: ToolContext) -> None:
     r = await call(ctx, "list_keywords", limit=5)
     out = dump(r.structured)
@@ -203,6 +270,17 @@ async def test_list_keywords_with_namespace_and_prefix(ctx: ToolContext) -> None
     r = await call(ctx, "list_keywords", namespace="artist", prefix="a", limit=100)
     keys = list(dump(r.structured)["keywords"])
     assert keys and all(k.lower().startswith("artist:a") for k in keys)
+
+
+async def test_list_keywords_lists_at_most_100_namespaces_and_says_so(
+    sandbox: Sandbox, ctx: ToolContext
+) -> None:
+    rec = next(iter(sandbox.store.images.values()))
+    rec.keywords += [(f"ns{i:03d}", "v") for i in range(300)]
+    r = await call(ctx, "list_keywords", limit=5)
+    out = dump(r.structured)
+    assert len(out["namespaces"]) == 100 and out["namespaces"]["artist"] == 300  # the most used stay
+    assert "(the 100 most used of 304)" in r.text and size(r) <= MAX_RESULT_BYTES
 
 
 async def test_edit_metadata_shows_in_get_image(ctx: ToolContext) -> None:
@@ -220,6 +298,10 @@ async def test_edit_metadata_shows_in_get_image(ctx: ToolContext) -> None:
     d = dump((await call(ctx, "get_image", image_uuid=ids[1], preview=False)).structured)
     assert d["metadata"]["creator"] == "Jane Doe" and d["alt_text"] == "Singer on stage"
     assert "stylist: Jo Park" in d["credits"] and d["crops"][0]["aspect_ratio"] == "3:2"
+    # null clears an IPTC field
+    await call(ctx, "edit_metadata", image_uuids=ids[1:], iptc={"creator": None})
+    d = dump((await call(ctx, "get_image", image_uuid=ids[1], preview=False)).structured)
+    assert "creator" not in d["metadata"] and d["metadata"]["copyright_marked"] is True
 
 
 # ------------------------------------------------------------------------------------------- sets
@@ -235,6 +317,47 @@ async def test_browse_sets_tree_and_one_set(ctx: ToolContext) -> None:
     # search_images with set_uuid lists the same gallery order
     same = await call(ctx, "search_images", set_uuid=gallery["uuid"], limit=5)
     assert [i["uuid"] for i in dump(same.structured)["images"]] == [i["uuid"] for i in out["images"]]
+
+
+def _many_sets(sandbox: Sandbox, n: int, parent: str | None) -> None:
+    store = sandbox.store
+    for i in range(n):
+        u = store.new_uuid()
+        store.sets[u] = SetRec(
+            public_uuid=u, name="N" * 180 + str(i), description="", colour="red", type="gallery",
+            parent_public_uuid=parent, created_at=0, updated_at=0,
+        )  # fmt: skip
+        store.children.setdefault(parent, []).append(u)
+
+
+async def test_a_big_set_tree_is_paged_under_the_cap(sandbox: Sandbox, ctx: ToolContext) -> None:
+    _many_sets(sandbox, 700, None)
+    first = await call(ctx, "browse_sets")
+    out = dump(first.structured)
+    assert size(first) <= MAX_RESULT_BYTES
+    assert out["omitted"] > 0 and out["next_offset"] == len(out["sets"]) and out["total"] == 715
+    assert f"more with offset={out['next_offset']}" in first.text
+    nxt = dump((await call(ctx, "browse_sets", offset=out["next_offset"])).structured)
+    assert nxt["sets"][0]["uuid"] not in {s["uuid"] for s in out["sets"]}
+    # past the end: nothing, and nothing negative
+    end = dump((await call(ctx, "browse_sets", offset=10_000)).structured)
+    assert end["sets"] == [] and end["omitted"] == 0 and "next_offset" not in end
+
+
+async def test_an_opened_set_with_many_children_and_images_stays_under_the_cap(
+    sandbox: Sandbox, ctx: ToolContext
+) -> None:
+    ids = await image_ids(ctx, 100)
+    await call(ctx, "tag_images", image_uuids=ids, add=[f"long:{i:03d}-" + "x" * 90 for i in range(40)])
+    r = await call(ctx, "create_set", name="Big", description="d" * 5000)
+    big = dump(r.structured)["set_uuid"]
+    await call(ctx, "add_to_set", set_uuid=big, image_uuids=ids)
+    _many_sets(sandbox, 150, big)
+    opened = await call(ctx, "browse_sets", set_uuid=big, limit=100)
+    out = dump(opened.structured)
+    assert size(opened) <= MAX_RESULT_BYTES
+    assert out["omitted"] > 0 and out["next_offset"] == len(out["images"])
+    assert 0 < len(out["sets"]) < 150 and "more exist" in opened.text
 
 
 async def test_set_lifecycle(ctx: ToolContext) -> None:
@@ -302,10 +425,13 @@ async def test_slow_archive_returns_the_handle_and_check_operation_finishes_it()
         out = dump(r.structured)
         assert out["state"] == "running" and out["next"] == "call check_operation with this id"
         assert out["operation_id"].startswith("op-") and out["operation_id"] in r.text
+        assert out["message"].startswith("Started, not finished within the wait (ZIP of 2 images)")
         now[0] += 61
         done = await call(ctx, "check_operation", operation_id=out["operation_id"])
         d = dump(done.structured)
         assert d["state"] == "succeeded" and d["type"] == "archive" and d["result"]["url"]
+        # the link's expiry reads as a date, not as DPG's epoch seconds
+        assert re.search(r"Link \(expires \d{4}-\d\d-\d\dT[\d:]+Z\): http", done.text), done.text
 
 
 async def test_check_operation_of_a_batch_counts_children(ctx: ToolContext) -> None:
@@ -315,6 +441,16 @@ async def test_check_operation_of_a_batch_counts_children(ctx: ToolContext) -> N
     r = await call(ctx, "check_operation", operation_id=ops[0].op_uuid)
     out = dump(r.structured)
     assert out["state"] == "succeeded" and out["type"] == "batch" and out["succeeded"] == 50
+
+
+async def test_a_long_archive_list_stays_under_the_cap(ctx: ToolContext) -> None:
+    ids = await image_ids(ctx, 100)
+    for i, image in enumerate(ids):
+        await call(ctx, "build_archive", image_uuids=[image], filename=f"{'F' * 90}-{i}")
+    r = await call(ctx, "get_download_link", list_archives=True)
+    out = dump(r.structured)
+    assert size(r) <= MAX_RESULT_BYTES
+    assert 0 < len(out["archives"]) < 100 and "more exist, not listed" in r.text
 
 
 async def test_get_download_link_for_the_original(ctx: ToolContext) -> None:
@@ -393,6 +529,36 @@ async def test_results_stay_under_the_size_cap(ctx: ToolContext) -> None:
     # the next page starts where the trimmed one stopped
     nxt = dump((await call(ctx, "search_images", limit=100, offset=out["next_offset"])).structured)
     assert nxt["images"][0]["uuid"] not in {i["uuid"] for i in out["images"]}
+
+
+async def test_get_image_of_a_heavy_image_is_trimmed_under_the_cap(
+    sandbox: Sandbox, ctx: ToolContext
+) -> None:
+    ids = await image_ids(ctx, 1)
+    rec = sandbox.store.images[ids[0]]
+    rec.metadata = {f"field_{i}": "m" * 4000 for i in range(200)}
+    rec.exif = {f"exif_{i}": "e" * 4000 for i in range(200)}
+    rec.keywords = [(None, f"kw{i:03d}-" + "k" * 90) for i in range(300)]
+    rec.credits = [{"role": "r" * 100, "name": "n" * 200} for _ in range(60)]
+    rec.description = "d" * 5000
+    r = await call(ctx, "get_image", image_uuid=ids[0], preview=False)
+    out = dump(r.structured)
+    assert size(r) <= MAX_RESULT_BYTES
+    assert "keywords left out" in out["trimmed"] and "cut short" in out["trimmed"]
+    assert out["trimmed"] in r.text and len(out["keywords"]) < 300
+    assert "exif_0" in r.text  # the text restates exif too, inside the fence
+
+
+async def test_get_image_text_restates_the_detail_and_fences_gallery_text(ctx: ToolContext) -> None:
+    hits = dump((await call(ctx, "search_images", query="ignore previous")).structured)["images"]
+    r = await call(ctx, "get_image", image_uuid=hits[0]["uuid"], preview=False)
+    out = dump(r.structured)
+    assert out["title"].startswith("Ignore previous instructions")
+    assert "Ignore previous" not in outside_fences(r.text) and "Ignore previous" in r.text
+    mine = outside_fences(r.text)
+    assert out["created_at"] in mine and out["updated_at"] in mine
+    assert all(s in mine for s in out["set_uuids"])
+    assert json.dumps(out["exif"]["model"]) in r.text
 
 
 async def test_repeating_a_batched_call_replays_every_chunk(sandbox: Sandbox, ctx: ToolContext) -> None:
