@@ -34,13 +34,26 @@ async def rig(
         yield Rig(sandbox, client, server)
 
 
-async def median_seconds(fn: Callable[[int], Awaitable[object]], *, rounds: int, warmup: int = 3) -> float:
-    """Median wall time of `fn(i)` over `rounds` calls, after a few warm-up calls."""
+async def paired_medians(
+    base: Callable[[int], Awaitable[object]],
+    ours: Callable[[int], Awaitable[object]],
+    *,
+    rounds: int,
+    warmup: int = 3,
+) -> tuple[float, float]:
+    """Median wall time of `base(i)` and of `ours(i)`, timed in alternation after a few warm-up calls.
+
+    Alternating puts both under the same machine load at the same moment, which keeps their ratio
+    meaningful on a noisy machine.
+    """
     for i in range(warmup):
-        await fn(-1 - i)
-    samples: list[float] = []
+        await base(-1 - i)
+        await ours(-1 - i)
+    base_s: list[float] = []
+    ours_s: list[float] = []
     for i in range(rounds):
-        start = time.perf_counter()
-        await fn(i)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for fn, samples in ((base, base_s), (ours, ours_s)):
+            start = time.perf_counter()
+            await fn(i)
+            samples.append(time.perf_counter() - start)
+    return statistics.median(base_s), statistics.median(ours_s)

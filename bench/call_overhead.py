@@ -22,7 +22,7 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import median_seconds, rig
+from _common import paired_medians, rig
 
 QUERY = {"query": "sunset", "limit": 20}
 
@@ -56,12 +56,10 @@ async def run(rounds: int) -> None:
             assert not result.is_error, result
             return result
 
-        t_direct = await median_seconds(direct_search, rounds=rounds)
-        t_mcp = await median_seconds(mcp_search, rounds=rounds)
-        t_raw = await median_seconds(raw_write, rounds=rounds)
-        t_mcpw = await median_seconds(mcp_write, rounds=rounds)
+        t_direct, t_mcp = await paired_medians(direct_search, mcp_search, rounds=rounds)
+        t_raw, t_mcpw = await paired_medians(raw_write, mcp_write, rounds=rounds)
 
-    print(f"rounds per figure: {rounds} (median)")
+    print(f"rounds per figure: {rounds}, timed in alternation with the baseline (median)")
     for label, base, base_ms, ours, ours_ms in (
         ("search", "direct list_images", t_direct, "search_images via MCP", t_mcp),
         ("write", "raw write + poll", t_raw, "caption_image via MCP", t_mcpw),
