@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -495,8 +495,13 @@ def _json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, indent=1, default=str)
 
 
-def _resource_error(exc: DPGError) -> ResourceError:
-    return ResourceError(agent_message(exc, read_only=True))
+@contextlib.contextmanager
+def _as_resource_error() -> Iterator[None]:
+    """A DPG refusal inside a resource read becomes a ResourceError with the agent's wording."""
+    try:
+        yield
+    except DPGError as exc:
+        raise ResourceError(agent_message(exc, read_only=True)) from None
 
 
 def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
@@ -530,10 +535,8 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
         mime_type="application/json",
     )
     async def metadata_profiles() -> str:
-        try:
+        with _as_resource_error():
             profiles = await state.client.metadata_profiles()
-        except DPGError as exc:
-            raise _resource_error(exc) from None
         return _json(profiles)
 
     @server.resource(
@@ -543,10 +546,8 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
         mime_type="application/json",
     )
     async def image(public_uuid: str) -> str:
-        try:
+        with _as_resource_error():
             img = await state.client.get_image(public_uuid)
-        except DPGError as exc:
-            raise _resource_error(exc) from None
         return _json(img.model_dump(mode="json"))
 
     @server.resource(
@@ -556,11 +557,9 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
         mime_type="application/json",
     )
     async def set_(public_uuid: str) -> str:
-        try:
+        with _as_resource_error():
             s = await state.client.get_set(public_uuid)
             page = await state.client.set_images(public_uuid, limit=50, offset=0)
-        except DPGError as exc:
-            raise _resource_error(exc) from None
         data = {
             "set": s.model_dump(mode="json"),
             "images": [i.model_dump(mode="json") for i in page.items],

@@ -201,22 +201,20 @@ async def apply_writes(
             except DPGError as err:
                 culprit = _refused_entry(err, pending)
                 _name_item(err, pending)
-                if culprit is not None and resends < MAX_RESENDS:
+                if culprit is not None:
                     # DPG checks a batch whole: one unknown id refuses it all. Drop that entry, send the rest.
                     item = pending.pop(culprit)
                     failures += failures_for(list(item.images), err)
                     bad.update(item.images)
-                    resends += 1
-                    continue
-                if index == 0 and not failures:
-                    raise  # nothing applied yet: report it as the call's error
-                if culprit is not None:  # too many unknown ids: name this one, the rest were not applied
-                    item = pending.pop(culprit)
-                    failures += failures_for(list(item.images), err)
-                    bad.update(item.images)
+                    if resends < MAX_RESENDS:
+                        resends += 1
+                        continue
+                    # too many unknown ids: this one is named, the rest of the chunk was not applied
                     err = DPGError(
                         409, "not_applied", "not applied", detail=NOT_APPLIED, request_id=err.request_id
                     )
+                elif index == 0 and not failures:
+                    raise  # nothing applied yet: report it as the call's error
                 chunk_images = [i for item in pending for i in item.images]
                 failures += failures_for(chunk_images, err)
                 bad.update(chunk_images)
