@@ -50,7 +50,7 @@ from dpg_mcp.dpg.errors import DPGError, TransportFailure
 from dpg_mcp.dpg.models import Me
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.guide import build_instructions, fetch_guide
-from dpg_mcp.state import InMemoryWriteMemo, WriteMemo
+from dpg_mcp.ledger import Ledger, MemoryLedger
 from dpg_mcp.tools import TOOLS, ToolContext, ToolResult, ToolSpec, visible_tools
 from dpg_mcp.tools.errors import ToolInputError, agent_message
 
@@ -101,8 +101,15 @@ def account_of(me: Me) -> tuple[str, str | None, str | None]:
     return acc.name or "unknown account", acc.unique_id, acc.uuid
 
 
+def origin_of(client: DPGClient, me: Me) -> str:
+    """Which gallery the ledger's entries are about: the API URL, plus the instance id the DPG sandbox sends
+    in /v1/me (fresh on every start, so a reset sandbox never inherits entries). The real API sends none."""
+    instance = (me.model_extra or {}).get("instance_id")
+    return f"{client.base_url}#{instance}" if isinstance(instance, str) and instance else client.base_url
+
+
 def principal_of(me: Me, token: str) -> str:
-    """A stable id for the write memo: account + token (service token uuid, else user uuid, else a hash)."""
+    """A stable id for the write ledger: account + token (service token uuid, else user uuid, else a hash)."""
     _, _, account_uuid = account_of(me)
     who = (me.service_token.uuid if me.service_token else None) or (me.user.uuid if me.user else None)
     if not who:
@@ -663,7 +670,7 @@ async def build_server(
     client: DPGClient,
     settings: Settings,
     *,
-    memo: WriteMemo | None = None,
+    ledger: Ledger | None = None,
     me: Me | None = None,
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING",
 ) -> DPGServer:
@@ -690,7 +697,9 @@ async def build_server(
     if refused is not None or me is None:
         raise refused or ConfigError("GET /v1/me gave no answer")
     guide, origin = guide_box[0]
-    runner = WriteRunner(client, memo or InMemoryWriteMemo(), budget_s=settings.wait_budget_s)
+    runner = WriteRunner(
+        client, ledger or MemoryLedger(), budget_s=settings.wait_budget_s, origin=origin_of(client, me)
+    )
     state = DPGState(
         settings=settings,
         client=client,

@@ -17,11 +17,14 @@ async def claim(
     run: str,
     request: str = "",
     lease_s: float = LEASE_S,
+    fresh: bool = False,
 ) -> Claim:
     decided: list[Claim] = []
 
     def change(before: Entry | None) -> Entry | None:
-        after, verdict = rules.claim(before, now=now, kind=kind, run=run, request=request, lease_s=lease_s)
+        after, verdict = rules.claim(
+            before, now=now, kind=kind, run=run, request=request, lease_s=lease_s, fresh=fresh
+        )
         decided.append(verdict)  # an optimistic backend may decide more than once: the last one stands
         return None if verdict.mode is Mode.JOIN else after
 
@@ -46,9 +49,14 @@ async def note(
     op: str | None = None,
     made: str | None = None,
     tx: str | None = None,
+    key: str | None = None,
+    now: float = 0.0,
 ) -> None:
     await ledger.transact(
-        action, lambda before: rules.note(before, run=run, request=request, op=op, made=made, tx=tx)
+        action,
+        lambda before: rules.note(
+            before, run=run, request=request, op=op, made=made, tx=tx, key=key, now=now
+        ),
     )
 
 

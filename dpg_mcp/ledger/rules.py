@@ -62,14 +62,18 @@ def claim(
     run: str,
     request: str = "",
     lease_s: float = LEASE_S,
+    fresh: bool = False,
 ) -> tuple[Entry, Claim]:
-    """Decide how this run goes out; the returned entry is what the ledger stores."""
+    """Decide how this run goes out; the returned entry is what the ledger stores.
+
+    `fresh`: the caller knows the earlier key's outcome no longer holds (what it created is gone): start over.
+    """
     if before is not None and before.expires_at <= now:
         before = None
     if before is not None and before.held(now) and before.owner != run:
         return before, Claim(Mode.JOIN, before, before)
     state = before.effective_state(now) if before is not None else None
-    if before is not None and _may_reuse(before, state, now, kind, request):
+    if before is not None and not fresh and _may_reuse(before, state, now, kind, request):
         after = before.with_(
             state=State.IN_FLIGHT,
             owner=run,
@@ -122,14 +126,22 @@ def note(
     op: str | None = None,
     made: str | None = None,
     tx: str | None = None,
+    key: str | None = None,
+    now: float = 0.0,
 ) -> Entry | None:
-    """Record what became known during the run (the Operation, a created id, an upload's transaction)."""
+    """Record what became known during the run (the Operation, a created id, an upload's transaction).
+
+    `key`: the run went on under another key (an upload whose ticket expired asks for a new one); a resend
+    must follow that key from now on, so the entry takes it over (and its age, `now`).
+    """
     if before is None or before.owner != run:
         return None
     changes: dict[str, object] = {}
     for name, value in (("request", request), ("op", op), ("made", made), ("tx", tx)):
         if value is not None:
             changes[name] = value
+    if key is not None and key != before.key:
+        changes |= {"key": key, "key_at": now, "expires_at": now + KEY_TTL_S}
     return before.with_(**changes) if changes else None
 
 

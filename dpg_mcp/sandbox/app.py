@@ -108,8 +108,9 @@ class FaultMiddleware:
                 )
                 await self._reply(scope, receive, send_with_id, err)
                 return
-            is_write = (
-                method in WRITE_METHODS and path.startswith("/v1/") and not path.startswith("/v1/auth/")
+            # The image processor's upload commits too: its reply can be lost like any write's.
+            is_write = method in WRITE_METHODS and (
+                (path.startswith("/v1/") and not path.startswith("/v1/auth/")) or path == "/processor/upload"
             )
             drop = is_write and r_drop < faults.drop_rate
 

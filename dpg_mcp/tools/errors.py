@@ -112,7 +112,8 @@ def _dpg_message(err: DPGError, read_only: bool = False) -> str:
     retried = (
         "The server already retried; this read changed nothing. Call again later."
         if read_only
-        else "The server already retried with the same idempotency key; nothing was applied twice. "
+        else err.resend
+        or "The server already retried with the same idempotency key; nothing was applied twice. "
         "It is safe to call again later with the same arguments."
     )
     if isinstance(err, TransportFailure) or err.status == 0:
