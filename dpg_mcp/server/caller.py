@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import anyio
 
@@ -80,6 +84,8 @@ class DPGState:
     guide_origin: str
     specs: dict[str, ToolSpec] = field(default_factory=dict)
     visible: frozenset[str] = frozenset()
+    # Hosted: forget the cached /v1/me answer for this token when a 403 made us re-read it.
+    on_refresh: Callable[[], Awaitable[None]] | None = None
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     def __post_init__(self) -> None:
@@ -92,8 +98,18 @@ class DPGState:
     def visible_specs(self) -> list[ToolSpec]:
         return [spec for spec in TOOLS if spec.name in self.visible]
 
+    def adopt(self, me: Me) -> None:
+        """A fresher /v1/me answer (hosted: the token verifier's, at most a few seconds old)."""
+        caps = capabilities_of(me)
+        self.me = me
+        if caps != self.capabilities:
+            self.capabilities = caps
+            self.visible = self.compute_visible(caps)
+
     async def refresh_capabilities(self) -> bool:
         """Re-read /v1/me; True when the visible tool set changed."""
+        if self.on_refresh is not None:
+            await self.on_refresh()
         async with self._lock:
             try:
                 me = await self.client.me()
@@ -111,3 +127,41 @@ class DPGState:
             log.info("capabilities changed: %d tools visible (was %d)", len(visible), len(self.visible))
             self.visible = visible
             return True
+
+
+class CallerSource(Protocol):
+    """Who sent one inbound MCP message: on stdio the process's one token, on HTTP the request's bearer."""
+
+    async def resolve(self, request: Any | None) -> DPGState: ...
+
+
+class FixedCaller:
+    """The stdio / in-process source: one principal for the life of the server."""
+
+    def __init__(self, state: DPGState) -> None:
+        self.state = state
+
+    async def resolve(self, request: Any | None) -> DPGState:
+        return self.state
+
+
+class CallerRefused(Exception):
+    """The message carries no usable caller (HTTP without a verified bearer). str() says what to do."""
+
+
+_current: ContextVar[DPGState | None] = ContextVar("dpg_mcp_caller", default=None)
+
+
+def current_caller() -> DPGState | None:
+    """The caller of the message being handled (set by the caller middleware), for handlers the SDK calls
+    without a context (static resources)."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def calling_as(state: DPGState) -> Iterator[None]:
+    token = _current.set(state)
+    try:
+        yield
+    finally:
+        _current.reset(token)

@@ -12,7 +12,7 @@ from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from dpg_mcp.dpg.errors import DPGError
-from dpg_mcp.server.caller import DPGState
+from dpg_mcp.server.caller import CallerSource, DPGState
 from dpg_mcp.server.confirm import AskUser, ask_user, confirm_fn, is_modern
 from dpg_mcp.server.results import error_result, success_result
 from dpg_mcp.server.schemas import annotations_for, input_schema, output_schema, pre_parse
@@ -90,8 +90,11 @@ async def call_tool(
     return success_result(result)
 
 
-def tool_for(state: DPGState, spec: ToolSpec) -> Tool:
+def tool_for(source: CallerSource, spec: ToolSpec) -> Tool:
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult | InputRequiredResult:
+        # The caller is resolved from the request itself, not taken from the middleware: one less thing a
+        # bypassed or reordered middleware could get wrong.
+        state = await source.resolve(ctx.request_context.request)
         return await call_tool(state, spec, arguments, ctx)
 
     return make_tool(

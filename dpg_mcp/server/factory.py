@@ -8,10 +8,14 @@ the host is told (notifications/tools/list_changed on the handshake era, the sub
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import anyio
 from mcp.server import MCPServer
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.caching import CacheHint
 
 from dpg_mcp import __version__
 from dpg_mcp.config import ConfigError, Settings
@@ -19,11 +23,19 @@ from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.models import Me
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.guide import build_instructions, fetch_guide
-from dpg_mcp.server.caller import DPGState, account_of, capabilities_of, principal_of, read_me
+from dpg_mcp.server.caller import (
+    CallerSource,
+    DPGState,
+    FixedCaller,
+    account_of,
+    capabilities_of,
+    principal_of,
+    read_me,
+)
 from dpg_mcp.server.calls import tool_for
-from dpg_mcp.server.prompts import register_prompts
+from dpg_mcp.server.prompts import load_prompts, register_prompts
 from dpg_mcp.server.resources import register_resources
-from dpg_mcp.server.visibility import visibility_middleware
+from dpg_mcp.server.view import ViewOptions, caller_middleware
 from dpg_mcp.state import InMemoryWriteMemo, WriteMemo
 from dpg_mcp.tools import TOOLS
 
@@ -78,26 +90,60 @@ async def build_server(
         guide=guide,
         guide_origin=origin,
     )
-    name, unique_id, _ = account_of(me)
+    server = assemble(FixedCaller(state), instructions=instructions_for(state), log_level=log_level)
+    server.dpg = state
+    return server
+
+
+def instructions_for(state: DPGState) -> str:
+    """The caller's instructions: its account, its tools, the rules they need, then the guide."""
+    name, unique_id, _ = account_of(state.me)
     specs = state.visible_specs()
-    instructions = build_instructions(
+    return build_instructions(
         account_name=name,
         account_id=unique_id,
         tool_names=[s.name for s in specs],
-        guide=guide,
+        guide=state.guide,
         has_writes=any(not s.read_only for s in specs),
     )
+
+
+def assemble(
+    source: CallerSource,
+    *,
+    instructions: str,
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING",
+    hosted: bool = False,
+    token_verifier: TokenVerifier | None = None,
+    auth: AuthSettings | None = None,
+) -> DPGServer:
+    """The MCPServer with every tool, resource and prompt, each answering for the caller `source` resolves.
+
+    hosted: the caller differs per request, so instructions are rebuilt per caller and per-caller lists say
+    they are private (2026-07-28 cache scope).
+    """
+    prompts = load_prompts()
+    options = ViewOptions(
+        prompt_needs={p.name: p.tools for p in prompts if p.tools},
+        instructions_for=instructions_for if hosted else None,
+        private_lists=hosted,
+    )
+    cache_hints: Mapping[Any, CacheHint] | None = None
+    if hosted:
+        cache_hints = {m: CacheHint(ttl_ms=0, scope="private") for m in ("tools/list", "prompts/list")}
     server = DPGServer(
         SERVER_NAME,
         title="Digital Photo Gallery",
         version=__version__,
         instructions=instructions,
         website_url="https://www.digitalphotogallery.com",
-        tools=[tool_for(state, spec) for spec in TOOLS],
+        tools=[tool_for(source, spec) for spec in TOOLS],
         log_level=log_level,
-        middleware=[visibility_middleware(state)],
+        middleware=[caller_middleware(source, options)],
+        token_verifier=token_verifier,
+        auth=auth,
+        cache_hints=cache_hints,
     )
-    server.dpg = state
-    register_resources(server, state)
-    register_prompts(server)
+    register_resources(server)
+    register_prompts(server, prompts)
     return server

@@ -32,6 +32,8 @@ class PromptFile:
     arguments: list[PromptArgument]
     body: str
     defaults: dict[str, str]
+    # The tools the prompt's steps call (front matter `tools`): it is listed only to callers who see them all.
+    tools: frozenset[str] = frozenset()
 
     def render(self, values: Mapping[str, Any]) -> str:
         def sub(match: re.Match[str]) -> str:
@@ -65,6 +67,7 @@ def load_prompt(path: Path) -> PromptFile:
         arguments=args,
         body=match.group(2),
         defaults=defaults,
+        tools=frozenset(str(t) for t in meta.get("tools") or []),
     )
 
 
@@ -75,8 +78,8 @@ def load_prompts(directory: Path | None = None) -> list[PromptFile]:
     return [load_prompt(p) for p in sorted(directory.glob("*.md"))]
 
 
-def register_prompts(server: MCPServer[Any]) -> None:
-    for pf in load_prompts():
+def register_prompts(server: MCPServer[Any], prompts: list[PromptFile]) -> None:
+    for pf in prompts:
 
         def render(_pf: PromptFile = pf, **values: Any) -> str:
             return _pf.render(values)

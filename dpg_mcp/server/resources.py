@@ -12,7 +12,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.guide import fetch_guide
-from dpg_mcp.server.caller import DPGState
+from dpg_mcp.server.caller import DPGState, current_caller
 from dpg_mcp.tools.errors import agent_message
 
 
@@ -29,10 +29,19 @@ def _as_resource_error() -> Iterator[None]:
         raise ResourceError(agent_message(exc, read_only=True)) from None
 
 
-def register_resources(server: MCPServer[Any], state: DPGState) -> None:
+def _caller() -> DPGState:
+    state = current_caller()
+    if state is None:  # only if the caller middleware did not run: never answer for an unknown caller
+        raise ResourceError("no caller for this request")
+    return state
+
+
+def register_resources(server: MCPServer[Any]) -> None:
+    """Every resource answers for the current caller (set per message by the caller middleware)."""
+
     @server.resource("dpg://guide", name="guide", title="DPG guide (llms.txt)", mime_type="text/markdown")
     def guide() -> str:
-        return state.guide
+        return _caller().guide
 
     @server.resource(
         "dpg://guide/full",
@@ -41,13 +50,14 @@ def register_resources(server: MCPServer[Any], state: DPGState) -> None:
         mime_type="text/markdown",
     )
     async def guide_full() -> str:
-        text, _ = await fetch_guide(state.client, full=True)
+        text, _ = await fetch_guide(_caller().client, full=True)
         return text
 
     @server.resource(
         "dpg://me", name="me", title="This token: account, capabilities, tools", mime_type="application/json"
     )
     def me() -> str:
+        state = _caller()
         data = state.me.model_dump(mode="json")
         data["tools"] = sorted(state.visible)
         data["read_only"] = state.settings.read_only
@@ -61,7 +71,7 @@ def register_resources(server: MCPServer[Any], state: DPGState) -> None:
     )
     async def metadata_profiles() -> str:
         with _as_resource_error():
-            profiles = await state.client.metadata_profiles()
+            profiles = await _caller().client.metadata_profiles()
         return _json(profiles)
 
     @server.resource(
@@ -72,7 +82,7 @@ def register_resources(server: MCPServer[Any], state: DPGState) -> None:
     )
     async def image(public_uuid: str) -> str:
         with _as_resource_error():
-            img = await state.client.get_image(public_uuid)
+            img = await _caller().client.get_image(public_uuid)
         return _json(img.model_dump(mode="json"))
 
     @server.resource(
@@ -82,6 +92,7 @@ def register_resources(server: MCPServer[Any], state: DPGState) -> None:
         mime_type="application/json",
     )
     async def set_(public_uuid: str) -> str:
+        state = _caller()
         with _as_resource_error():
             s = await state.client.get_set(public_uuid)
             page = await state.client.set_images(public_uuid, limit=50, offset=0)

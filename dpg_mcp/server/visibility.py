@@ -1,17 +1,17 @@
 """Which tools a caller sees, and the guard that refuses the others.
 
-`visible_names` is the one pure decision (scopes × the server's flags), used by every transport. Hiding is
-enforced twice: the middleware filters tools/list and answers tools/call of a hidden tool, and `guard` runs
-again inside every call (calls.call_tool), so a path that bypasses the middleware still cannot run a hidden
-tool. Neither is the real guard: DPG checks every call, and its 403 becomes "this token lacks scope X".
+`visible_names` is the one pure decision (scopes × the server's flags), used by every transport; prompts
+follow the tools they need (`visible_prompt_names`). Hiding is enforced twice: the caller middleware (view.py)
+filters the lists and answers tools/call of a hidden tool, and `guard` runs again inside every call
+(calls.call_tool), so a path that bypasses the middleware still cannot run a hidden tool. Neither is the
+real guard: DPG checks every call, and its 403 becomes "this token lacks scope X".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mcp.server import ServerRequestContext
 from mcp.types import CallToolResult
 
 from dpg_mcp.config import Settings
@@ -59,25 +59,8 @@ def guard(state: DPGState, name: object) -> CallToolResult | None:
     return unknown_tool(name, state.specs, state.capabilities, state.settings)
 
 
-def visibility_middleware(state: DPGState) -> Any:
-    async def middleware(ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
-        if ctx.method == "tools/call":
-            refusal = guard(state, (ctx.params or {}).get("name"))
-            if refusal is not None:
-                return refusal
-        result = await call_next(ctx)
-        if ctx.method == "tools/list":
-            if isinstance(result, dict) and isinstance(result.get("tools"), list):
-                result["tools"] = [t for t in result["tools"] if t.get("name") in state.visible]
-            elif result is not None and hasattr(result, "tools"):
-                result.tools = [t for t in result.tools if t.name in state.visible]
-        elif ctx.method == "initialize" and isinstance(result, dict):
-            # MCPServer never advertises listChanged on the handshake era; we do send it.
-            caps = result.setdefault("capabilities", {})
-            tools_cap = caps.get("tools")
-            if not isinstance(tools_cap, dict):
-                tools_cap = caps["tools"] = {}
-            tools_cap["listChanged"] = True
-        return result
-
-    return middleware
+def visible_prompt_names(
+    needs: Mapping[str, frozenset[str]], visible_tools: frozenset[str]
+) -> frozenset[str]:
+    """A prompt shows when every tool it needs (its front matter's `tools`) is visible to the caller."""
+    return frozenset(name for name, tools in needs.items() if tools <= visible_tools)

@@ -138,7 +138,7 @@ async def test_hidden_tool_is_refused_inside_the_call_even_without_the_middlewar
     image = next(iter(sb.store.images))
     async with dpg_server(sb, "admin", read_only=True) as server:
         chain = server.middleware
-        ours = [m for m in chain if "visibility_middleware" in getattr(m, "__qualname__", "")]
+        ours = [m for m in chain if "caller_middleware" in getattr(m, "__qualname__", "")]
         assert len(ours) == 1
         chain.remove(ours[0])
         async with connect(server, mode) as client:
