@@ -88,7 +88,8 @@ class FaultMiddleware:
             await send(message)
 
         drop = False
-        if not exempt and faults.active:
+        targeted = not faults.paths or path.startswith(faults.paths)
+        if not exempt and targeted and faults.active:
             n = sb.fault_seq
             sb.fault_seq += 1
             r_err, r_drop = sb.fault_rng.random(), sb.fault_rng.random()
