@@ -53,7 +53,7 @@ async def test_another_principal_never_takes_over_an_action() -> None:
         await unknown_create(runner, "acct:alice", "Friday")
         await unknown_create(runner, "acct:bob", "Friday")  # same call, another principal
         await unknown_create(runner, "acct:alice", "Friday")
-    alice, bob = keys(seen)  # bob got a key of his own ...
+    alice, _bob = keys(seen)  # bob got a key of his own ...
     assert seen[-1].headers["idempotency-key"] == alice  # ... and alice's resend reused hers
 
 
