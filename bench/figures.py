@@ -30,7 +30,7 @@ from bench._proc import (
     stdio_session,
 )
 
-SEARCH = {"query": "sunset", "limit": 20}
+SEARCH: dict[str, Any] = {"query": "sunset", "limit": 20}
 POLL_S = 0.02  # the baseline's poll interval for writes
 BATCH = 50
 KB = 1024

@@ -32,7 +32,8 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed"})
 
 
 class DPGModel(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # Schemas are built on first use: most of these models are not needed before the first tool call.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -87,6 +88,8 @@ class DPGModel(BaseModel):
 
 @functools.cache
 def _strict_validator(cls: type[DPGModel]) -> SchemaValidator:
+    if not isinstance(cls.__pydantic_core_schema__, dict):
+        cls.model_rebuild()  # built on first use (defer_build)
     return SchemaValidator(_without_tolerance(cls.__pydantic_core_schema__))  # each model node has its config
 
 
