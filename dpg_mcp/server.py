@@ -51,8 +51,10 @@ from dpg_mcp.dpg.models import Me
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.guide import build_instructions, fetch_guide
 from dpg_mcp.state import InMemoryWriteMemo, WriteMemo
-from dpg_mcp.tools import TOOLS, ToolContext, ToolResult, ToolSpec, visible_tools
+from dpg_mcp.tools import TOOLS, ToolContext, ToolSpec, visible_tools
+from dpg_mcp.tools.egress import Outgoing, seal, seal_text
 from dpg_mcp.tools.errors import ToolInputError, agent_message
+from dpg_mcp.tools.inputs import parse_args
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +154,8 @@ def clean_schema(schema: Any, *, for_output: bool) -> Any:
 
 
 def input_schema(model: type[BaseModel]) -> dict[str, Any]:
-    schema = cast(dict[str, Any], clean_schema(model.model_json_schema(by_alias=True), for_output=False))
-    # Unknown arguments are still refused (the model forbids extras, with an error naming the argument);
-    # saying so in every schema costs bytes on every turn.
-    schema.pop("additionalProperties", None)
-    return schema
+    # additionalProperties: false stays (the model forbids extras): a host can check before calling.
+    return cast(dict[str, Any], clean_schema(model.model_json_schema(by_alias=True), for_output=False))
 
 
 def annotations_for(spec: ToolSpec) -> ToolAnnotations:
@@ -169,39 +168,16 @@ def annotations_for(spec: ToolSpec) -> ToolAnnotations:
     )
 
 
-def _json_types(node: Any, defs: Mapping[str, Any]) -> list[str]:
-    """The JSON types a (sub)schema allows, following local $refs and unions; null left out."""
-    if not isinstance(node, dict):
-        return []
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _json_types(defs.get(ref.removeprefix("#/$defs/")), defs)
-    typ = node.get("type")
-    if isinstance(typ, str):
-        return [] if typ == "null" else [typ]
-    if isinstance(typ, list):
-        return [t for t in typ if t != "null"]
-    types: list[str] = []
-    for key in ("anyOf", "oneOf", "allOf"):
-        for sub in node.get(key) or []:
-            types += [t for t in _json_types(sub, defs) if t not in types]
-    return types
-
-
 def output_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A shallow outputSchema: each top-level field with its JSON type, nothing nested.
+    """A shallow outputSchema: the top-level field names, each with the empty (any-value) schema.
 
-    Every tools/list byte is paid on every turn, and nested item shapes repeated across 22 tools cost more
-    than they help: the structured content itself shows them. Shallow is still true (a looser, valid
+    Every tools/list byte is paid on every turn. The names tell an agent what comes back; nested shapes and
+    even JSON types, repeated across 22 tools, cost more than they help (the structured content itself shows
+    them), and they paid for the input limits a host checks before calling. Still true (a looser, valid
     schema), so clients that validate structuredContent keep working. Outputs leave None fields out.
     """
     full = model.model_json_schema(by_alias=True, mode="serialization")
-    defs = full.get("$defs", {})
-    props: dict[str, Any] = {}
-    for name, sub in (full.get("properties") or {}).items():
-        types = _json_types(sub, defs)
-        props[name] = {"type": types[0] if len(types) == 1 else types} if types else {}
-    return {"type": "object", "properties": props}
+    return {"type": "object", "properties": {name: {} for name in full.get("properties") or {}}}
 
 
 class _RawArguments(ArgModelBase):
@@ -212,18 +188,6 @@ class _RawArguments(ArgModelBase):
 
     def model_dump_one_level(self) -> dict[str, Any]:
         return {"arguments": dict(self.model_extra or {})}
-
-
-def _pre_parse(model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
-    """Some hosts send lists/objects as JSON strings; decode those for non-string fields (as the SDK does)."""
-    out = dict(arguments)
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        value = out.get(key)
-        if isinstance(value, str) and info.annotation not in (str, str | None) and value[:1] in ("[", "{"):
-            with contextlib.suppress(ValueError):
-                out[key] = json.loads(value)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------- state
@@ -293,14 +257,13 @@ def _error(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
-def _success(result: ToolResult) -> CallToolResult:
-    content: list[ContentBlock] = [TextContent(type="text", text=result.text)]
-    for data, mime in result.images:
+def _success(out: Outgoing) -> CallToolResult:
+    content: list[ContentBlock] = [TextContent(type="text", text=out.text)]
+    for data, mime in out.images:
         content.append(
             ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime)
         )
-    structured = result.structured.model_dump(mode="json", by_alias=True)
-    return CallToolResult(content=content, structured_content=structured, is_error=False)
+    return CallToolResult(content=content, structured_content=out.structured, is_error=False)
 
 
 def _is_modern(ctx: Context[Any, Any]) -> bool:
@@ -392,9 +355,11 @@ async def call_tool(
     state: DPGState, spec: ToolSpec, arguments: dict[str, Any], ctx: Context[Any, Any]
 ) -> CallToolResult | InputRequiredResult:
     try:
-        args = spec.input_model.model_validate(_pre_parse(spec.input_model, arguments))
-    except ValidationError as exc:
+        # Strictly as the published schema says: no JSON-in-a-string, no "true" for true, no null for absent.
+        args = parse_args(spec.input_model, arguments)
+    except ToolInputError as exc:
         return _error(agent_message(exc))
+    redact = state.client.redactor  # the one way out (tools.egress) removes the live secrets with it
     tctx = ToolContext(
         client=state.client,
         runner=state.runner,
@@ -413,9 +378,9 @@ async def call_tool(
             and await state.refresh_capabilities()
         ):
             await _announce_tools_changed(ctx)
-        return _error(agent_message(exc, read_only=spec.read_only))
+        return _error(seal_text(agent_message(exc, read_only=spec.read_only), redact))
     except (ToolInputError, ValidationError) as exc:
-        return _error(agent_message(exc))
+        return _error(seal_text(agent_message(exc), redact))
     except anyio.get_cancelled_exc_class():
         raise
     except Exception:
@@ -424,7 +389,7 @@ async def call_tool(
             f"{spec.name} failed inside dpg-mcp (a bug, not your input). If it was a write, read the item "
             "back before calling again; calling again with the same arguments never applies a change twice."
         )
-    return _success(result)
+    return _success(seal(result, redact))
 
 
 def _make_tool(state: DPGState, spec: ToolSpec) -> Tool:
@@ -496,18 +461,18 @@ def _json(data: Any) -> str:
 
 
 @contextlib.contextmanager
-def _as_resource_error() -> Iterator[None]:
+def _as_resource_error(state: DPGState) -> Iterator[None]:
     """A DPG refusal inside a resource read becomes a ResourceError with the agent's wording."""
     try:
         yield
     except DPGError as exc:
-        raise ResourceError(agent_message(exc, read_only=True)) from None
+        raise ResourceError(state.client.redactor(agent_message(exc, read_only=True))) from None
 
 
 def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
     @server.resource("dpg://guide", name="guide", title="DPG guide (llms.txt)", mime_type="text/markdown")
     def guide() -> str:
-        return state.guide
+        return state.client.redactor(state.guide)
 
     @server.resource(
         "dpg://guide/full",
@@ -517,7 +482,7 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
     )
     async def guide_full() -> str:
         text, _ = await fetch_guide(state.client, full=True)
-        return text
+        return state.client.redactor(text)
 
     @server.resource(
         "dpg://me", name="me", title="This token: account, capabilities, tools", mime_type="application/json"
@@ -526,7 +491,7 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
         data = state.me.model_dump(mode="json")
         data["tools"] = sorted(state.visible)
         data["read_only"] = state.settings.read_only
-        return _json(data)
+        return state.client.redactor(_json(data))
 
     @server.resource(
         "dpg://metadata_profiles",
@@ -535,9 +500,9 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
         mime_type="application/json",
     )
     async def metadata_profiles() -> str:
-        with _as_resource_error():
+        with _as_resource_error(state):
             profiles = await state.client.metadata_profiles()
-        return _json(profiles)
+        return state.client.redactor(_json(profiles))
 
     @server.resource(
         "dpg://images/{public_uuid}",
@@ -546,9 +511,9 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
         mime_type="application/json",
     )
     async def image(public_uuid: str) -> str:
-        with _as_resource_error():
+        with _as_resource_error(state):
             img = await state.client.get_image(public_uuid)
-        return _json(img.model_dump(mode="json"))
+        return state.client.redactor(_json(img.model_dump(mode="json")))
 
     @server.resource(
         "dpg://sets/{public_uuid}",
@@ -557,7 +522,7 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
         mime_type="application/json",
     )
     async def set_(public_uuid: str) -> str:
-        with _as_resource_error():
+        with _as_resource_error(state):
             s = await state.client.get_set(public_uuid)
             page = await state.client.set_images(public_uuid, limit=50, offset=0)
         data = {
@@ -566,7 +531,7 @@ def _register_resources(server: MCPServer[Any], state: DPGState) -> None:
             "has_more": page.has_more,
             "next_offset": page.next_offset,
         }
-        return _json(data)
+        return state.client.redactor(_json(data))
 
 
 # --------------------------------------------------------------------------------------------- prompts
@@ -714,7 +679,7 @@ async def build_server(
         SERVER_NAME,
         title="Digital Photo Gallery",
         version=__version__,
-        instructions=instructions,
+        instructions=client.redactor(instructions),
         website_url="https://www.digitalphotogallery.com",
         tools=[_make_tool(state, spec) for spec in TOOLS],
         log_level=log_level,

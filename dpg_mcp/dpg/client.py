@@ -27,7 +27,7 @@ import httpx2
 from pydantic import BaseModel, ValidationError
 
 from dpg_mcp import __version__
-from dpg_mcp.dpg.errors import DPGError, TransportFailure
+from dpg_mcp.dpg.errors import DPGError, Redactor, TransportFailure
 from dpg_mcp.dpg.models import (
     Archive,
     Facets,
@@ -116,6 +116,8 @@ class DPGClient:
         # A token read from a file or env often ends in a newline; sent as is, it would be an illegal header
         # whose error text (from the HTTP layer) quotes the header value.
         self._token = token.strip()
+        # Every DPG text this client turns into an error passes it; the tools' one way out uses it too.
+        self.redactor = Redactor(self._token)
         self._sleep: SleepFn = sleep or anyio.sleep
         self._rng = rng or random.Random()
         self._http = httpx2.AsyncClient(
@@ -433,7 +435,7 @@ class DPGClient:
 
     def _error(self, resp: httpx2.Response) -> DPGError:
         headers = {k.lower(): v for k, v in resp.headers.items()}
-        return DPGError.from_http(resp.status_code, resp.content, headers, secret=self._token or None)
+        return DPGError.from_http(resp.status_code, resp.content, headers, redact=self.redactor)
 
 
 # ---- pure helpers ----------------------------------------------------------------------------------------

@@ -11,7 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+from pydantic_core import PydanticCustomError
 
 from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.operations import ProgressFn, WriteRunner
@@ -55,10 +62,33 @@ def _output_schema(schema: dict[str, Any]) -> None:
     _tidy(schema)
 
 
-class Args(BaseModel):
-    """Base of every tool input: unknown arguments are refused, so a typo never silently does nothing."""
+# Any string argument without a tighter limit of its own: long enough for any query or path, short enough
+# that no argument can build an over-long URL (a 100 KB query once did) or a huge request.
+MAX_TEXT = 1000
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=_input_schema)
+
+class Args(BaseModel):
+    """Base of every tool input, validated strictly: what the published schema refuses never reaches DPG.
+
+    No coercion ("true" is not a boolean, "5" not a number, a JSON string is not a list), unknown arguments
+    refused (a typo never silently does nothing), `null` refused (the schemas publish no nullable argument:
+    leave it out instead), every string bounded.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        str_strip_whitespace=True,
+        str_max_length=MAX_TEXT,
+        json_schema_extra=_input_schema,
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("null_argument", "null is not a value here; leave the argument out")
+        return value
 
 
 class Out(BaseModel):

@@ -17,7 +17,7 @@ from dpg_mcp.state import make_fingerprint
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import ToolInputError
 from dpg_mcp.tools.inputs import Id, ImageIds500, IsoDate, Keyword
-from dpg_mcp.tools.render import LIST_BUDGET, cap_items, clip, fence, plural, size_of, stamp
+from dpg_mcp.tools.render import LIST_BUDGET, cap_items, clip, fence, one_line, plural, size_of, stamp
 from dpg_mcp.tools.shapes import ImageItem, WriteResult
 from dpg_mcp.tools.writes import REPLAYED, WriteItem, run_write, write_one, write_text
 
@@ -34,8 +34,10 @@ _MAGIC = (
 
 
 class UploadImageArgs(Args):
-    file_path: str | None = Field(None, description="Local file on the server's machine")
-    content_base64: str | None = Field(None, description="Or the file as base64")
+    file_path: str | None = Field(None, max_length=4096, description="Local file on the server's machine")
+    content_base64: str | None = Field(
+        None, max_length=MAX_UPLOAD_BYTES * 4 // 3 + 8, description="Or the file as base64"
+    )
     filename: str | None = Field(None, min_length=1, max_length=255, description="Needed with content_base64")
     title: str | None = Field(None, max_length=191)
     description: str | None = Field(None, max_length=5000)
@@ -152,7 +154,10 @@ async def upload_image(ctx: ToolContext, args: UploadImageArgs) -> ToolResult:
     text = (
         out.message
         + "\n"
-        + fence(f"filename: {item.filename}\ntitle: {item.title}\nkeywords: {', '.join(item.keywords)}")
+        + fence(
+            f"filename: {one_line(item.filename)}\ntitle: {one_line(item.title)}\n"
+            f"keywords: {one_line(', '.join(item.keywords))}"
+        )
     )
     return ToolResult(out, text)
 
@@ -231,7 +236,7 @@ async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> Tool
         )
         text.append(link.url)
         if link.filename:
-            text.append(fence(f"filename: {link.filename}"))
+            text.append(fence(f"filename: {one_line(link.filename)}"))
     if args.list_archives:
         page = await ctx.client.archives(limit=100)
         ready = [ArchiveItem.of(a) for a in page.items if (a.status or "ready") == "ready"]
@@ -240,7 +245,7 @@ async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> Tool
         text.append(f"{plural(len(out.archives), 'ready archive')}{more}:")
         text += [_archive_line(a) for a in out.archives]
         if out.archives:
-            text.append(fence("\n".join(f"{a.uuid}: {a.filename}" for a in out.archives)))
+            text.append(fence("\n".join(f"{a.uuid}: {one_line(a.filename)}" for a in out.archives)))
     return ToolResult(out, "\n".join(text))
 
 
