@@ -50,6 +50,20 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         default=d(None),
         help="how long a write waits for DPG before returning a handle",
     )
+    parser.add_argument(
+        "--allow-http",
+        action="store_true",
+        default=d(False),
+        help="allow a plain http DPG_API_URL on a host other than loopback (the token then travels in clear)",
+    )
+    parser.add_argument(
+        "--upload-root",
+        action="append",
+        metavar="DIR",
+        default=d(None),
+        help="a folder upload_image may read files from (repeatable); used when the host offers no MCP roots."
+        " Default: your pictures folder",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=d(0), help="more logging on stderr")
 
 
@@ -86,6 +100,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_url=args.api_url,
         wait_budget_s=args.wait_seconds,
         sandbox=args.sandbox,
+        allow_http=args.allow_http,
+        upload_roots=args.upload_root,
     )
 
 

@@ -18,8 +18,11 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import anyio
+import platformdirs
 import yaml
 from mcp.server import MCPServer
 from mcp.server.context import ServerRequestContext
@@ -341,6 +344,29 @@ def _progress_fn(ctx: Context[Any, Any]) -> Callable[[float, float | None, str],
     return progress
 
 
+def _upload_roots_fn(state: DPGState, ctx: Context[Any, Any]) -> Callable[[], Awaitable[list[Path]]]:
+    """Where upload_image may read files: the host's MCP roots when it offers them, else --upload-root,
+    else the user's pictures folder."""
+
+    async def roots() -> list[Path]:
+        caps = ctx.client_capabilities
+        if caps is not None and caps.roots is not None and not _is_modern(ctx):
+            try:
+                with anyio.fail_after(5):
+                    listed = await ctx.session.list_roots()
+                uris = [urlsplit(str(r.uri)) for r in listed.roots]
+                paths = [Path(url2pathname(u.path)) for u in uris if u.scheme == "file"]
+                if paths:
+                    return paths
+            except Exception as exc:  # the host could not answer: fall back to the configured folders
+                log.info("roots/list failed (%s); using the configured upload roots", type(exc).__name__)
+        if state.settings.upload_roots:
+            return [Path(r) for r in state.settings.upload_roots]
+        return [Path(platformdirs.user_pictures_dir())]
+
+    return roots
+
+
 async def _announce_tools_changed(ctx: Context[Any, Any]) -> None:
     try:
         if _is_modern(ctx):
@@ -366,6 +392,7 @@ async def call_tool(
         principal=state.principal,
         progress=_progress_fn(ctx),
         confirm=_confirm_fn(ctx),
+        upload_roots=_upload_roots_fn(state, ctx),
     )
     try:
         result = await spec.handler(tctx, args)

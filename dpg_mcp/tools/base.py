@@ -7,8 +7,9 @@ CallToolResult.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import (
@@ -112,6 +113,9 @@ class ToolContext:
     # Elicitation when the host supports it: True = go ahead, False = declined, None = could not ask.
     confirm: Callable[[str], Awaitable[bool | None]] | None = None
     clock: Callable[[], float] = time.monotonic  # how long a many-part write has run (tests inject one)
+    # The folders upload_image may read a file_path from (the server decides: MCP roots, --upload-root,
+    # the pictures folder). None: no local file is read at all.
+    upload_roots: Callable[[], Awaitable[Sequence[Path]]] | None = None
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -145,17 +146,26 @@ async def test_delete_without_confirmation_sends_nothing(offline: tuple[ToolCont
     assert transport.requests == []
 
 
+def with_roots(ctx: ToolContext, *roots: Path) -> ToolContext:
+    async def listed() -> list[Path]:
+        return list(roots)
+
+    return dataclasses.replace(ctx, upload_roots=listed)
+
+
 async def test_upload_checks_the_file_before_sending(
     offline: tuple[ToolContext, NoNetwork], tmp_path: Path
 ) -> None:
     ctx, transport = offline
-    with pytest.raises(ToolInputError, match="not found"):
+    ctx = with_roots(ctx, tmp_path)
+    refused = "must name a PNG, JPEG, GIF or WebP file of at most 50 MB inside the allowed folders"
+    with pytest.raises(ToolInputError, match=refused):
         await call(ctx, "upload_image", file_path=str(tmp_path / "missing.png"))
-    with pytest.raises(ToolInputError, match="not a file"):
+    with pytest.raises(ToolInputError, match=refused):
         await call(ctx, "upload_image", file_path=str(tmp_path))
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
-    with pytest.raises(ToolInputError, match="PNG, JPEG, GIF or WebP"):
+    with pytest.raises(ToolInputError, match=refused):
         await call(ctx, "upload_image", file_path=str(text))
     with pytest.raises(ToolInputError, match="not valid base64"):
         await call(ctx, "upload_image", content_base64="@@@", filename="a.png")
@@ -173,8 +183,17 @@ async def test_upload_size_cap(
     ctx, transport = offline
     big = tmp_path / "big.png"
     big.write_bytes(PNG_1PX)
-    with pytest.raises(ToolInputError, match="limit"):
-        await call(ctx, "upload_image", file_path=str(big))
+    with pytest.raises(ToolInputError, match="at most 0 MB"):
+        await call(with_roots(ctx, tmp_path), "upload_image", file_path=str(big))
+    assert transport.requests == []
+
+
+async def test_no_roots_no_file_is_read(offline: tuple[ToolContext, NoNetwork], tmp_path: Path) -> None:
+    ctx, transport = offline
+    good = tmp_path / "ok.png"
+    good.write_bytes(PNG_1PX)
+    with pytest.raises(ToolInputError, match="no folder"):
+        await call(ctx, "upload_image", file_path=str(good))  # ctx.upload_roots is None
     assert transport.requests == []
 
 
