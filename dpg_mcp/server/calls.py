@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from dpg_mcp.dpg.errors import DPGError
+from dpg_mcp.dpg.retry import call_deadline, restart_deadline
 from dpg_mcp.server.caller import CallerSource, DPGState
 from dpg_mcp.server.confirm import AskUser, ask_user, confirm_fn, is_modern
 from dpg_mcp.server.results import error_result, success_result
@@ -88,15 +90,54 @@ async def call_tool(
         args = parse_args(spec.input_model, arguments)
     except ToolInputError as exc:
         return error_result(agent_message(exc))
-    redact = state.client.redactor  # the one way out (tools.egress) removes the live secrets with it
+    budget = state.settings.wait_budget_s
+    scope = anyio.CancelScope()
     tctx = ToolContext(
         client=state.client,
         runner=state.runner,
         principal=state.principal,
         progress=_progress_fn(ctx),
-        confirm=confirm_fn(ctx),
+        confirm=_patient(confirm_fn(ctx), scope, budget),
         upload_roots=upload_roots_fn(state, ctx),
     )
+    # Every call ends within its budget: each request to DPG is cut at the call's deadline and no retry
+    # starts that would pass it (dpg.retry); the scope is the backstop for anything else that hangs.
+    with call_deadline(budget), scope:
+        scope.deadline = anyio.current_time() + budget + DEADLINE_GRACE_S
+        return await _run(state, spec, tctx, args, ctx)
+    return error_result(
+        f"{spec.name} did not finish within this call's time budget ({budget:g} s; the server's "
+        "--wait-seconds). A read changed nothing; a write may have been applied, and calling again with "
+        "the same arguments never applies it twice."
+    )
+
+
+# A call is stopped this long after its budget: the requests inside it are cut at the budget itself.
+DEADLINE_GRACE_S = 0.5
+
+
+def _patient(
+    confirm: Callable[[str], Awaitable[bool | None]] | None, scope: anyio.CancelScope, budget: float
+) -> Callable[[str], Awaitable[bool | None]] | None:
+    """The user's time to answer a confirmation is not DPG's: the call's deadline restarts after it."""
+    if confirm is None:
+        return None
+
+    async def ask(question: str) -> bool | None:
+        scope.deadline = math.inf
+        try:
+            return await confirm(question)
+        finally:
+            restart_deadline()
+            scope.deadline = anyio.current_time() + budget + DEADLINE_GRACE_S
+
+    return ask
+
+
+async def _run(
+    state: DPGState, spec: ToolSpec, tctx: ToolContext, args: Any, ctx: Context[Any, Any]
+) -> CallToolResult | InputRequiredResult:
+    redact = state.client.redactor  # the one way out (tools.egress) removes the live secrets with it
     try:
         result = await spec.handler(tctx, args)
     except AskUser as ask:
