@@ -33,7 +33,7 @@ from dpg_mcp.server.caller import (
     read_me,
 )
 from dpg_mcp.server.calls import tool_for
-from dpg_mcp.server.prompts import load_prompts, register_prompts
+from dpg_mcp.server.prompts import load_prompts, prompt_guard, register_prompts
 from dpg_mcp.server.resources import register_resources
 from dpg_mcp.server.view import ViewOptions, caller_middleware
 from dpg_mcp.state import InMemoryWriteMemo, WriteMemo
@@ -140,7 +140,7 @@ def assemble(
         website_url="https://www.digitalphotogallery.com",
         tools=[tool_for(source, spec) for spec in TOOLS],
         log_level=log_level,
-        middleware=[caller_middleware(source, options)],
+        middleware=[caller_middleware(source, options), prompt_guard(prompts)],
         token_verifier=token_verifier,
         auth=auth,
         cache_hints=cache_hints,
