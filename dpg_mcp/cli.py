@@ -18,6 +18,7 @@ import anyio
 
 from dpg_mcp import __version__
 from dpg_mcp.config import ConfigError, Settings, load_settings
+from dpg_mcp.dpg.errors import redacted_logs
 
 log = logging.getLogger("dpg_mcp")
 
@@ -118,6 +119,8 @@ async def open_client(settings: Settings) -> AsyncIterator[Any]:
 
             api_url = stack.enter_context(serve_in_thread(Sandbox(SandboxConfig())))
         client = await stack.enter_async_context(DPGClient(base_url=api_url, token=settings.secret()))
+        # Whatever a log line quotes (a URL, DPG's words), it goes to stderr without the live secrets.
+        stack.enter_context(redacted_logs(client.redactor))
         yield client
 
 
@@ -190,11 +193,15 @@ async def _check(settings: Settings, as_json: bool) -> None:
     )
 
 
+# Libraries whose own lines stay at WARNING even at -vv (httpx2 would log every URL, signed ones included).
+NOISY_LOGGERS = ("httpx2", "httpcore2", "mcp")
+
+
 def _configure_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     # Set up before MCPServer does (its basicConfig is then a no-op): plain lines on stderr, never stdout.
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx2", "httpcore2", "mcp"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -10,9 +10,11 @@ Texts here never carry the token: the client scrubs anything it puts in (see `sc
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -231,6 +233,35 @@ def _shapes(text: str) -> str:
     """Credentials by their look, for DPG's error texts (not for the guide, which documents them)."""
     text = _BEARER.sub(r"\1 " + REDACTED, text)
     return _TOKEN_SHAPE.sub(REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """A log handler filter: each record's text leaves without the live secrets."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = self._redact(text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+@contextmanager
+def redacted_logs(redact: Callable[[str], str]) -> Iterator[None]:
+    """While open, every handler of the root logger passes records through a RedactingFilter."""
+    handlers = list(logging.getLogger().handlers)
+    filt = RedactingFilter(redact)
+    for handler in handlers:
+        handler.addFilter(filt)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(filt)
 
 
 def scrub(text: str, secret: str | None) -> str:
