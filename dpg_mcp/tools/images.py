@@ -19,6 +19,7 @@ from dpg_mcp.tools.render import (
     fence,
     fit,
     keywords_of,
+    one_line,
     paging_line,
     plural,
     size_of,
@@ -40,13 +41,13 @@ _DATE_FILTERS = (
 
 def image_line(it: ImageItem) -> str:
     """One line for one image; the caller fences it (titles, filenames and keywords are gallery text)."""
-    parts = [it.uuid, it.title or it.filename or "(untitled)"]
+    parts = [it.uuid, one_line(it.title or it.filename) or "(untitled)"]
     if it.rating is not None:
         parts.append(f"rating {it.rating}")
     if it.date:
         parts.append(it.date)
     if it.keywords:
-        parts.append(", ".join(it.keywords[:12]) + (" …" if len(it.keywords) > 12 else ""))
+        parts.append(one_line(", ".join(it.keywords[:12])) + (" …" if len(it.keywords) > 12 else ""))
     return "- " + " | ".join(parts)
 
 

@@ -20,6 +20,7 @@ from dpg_mcp.tools.render import (
     clip,
     clip_value,
     fence,
+    one_line,
     paging_line,
     plural,
     size_of,
@@ -98,7 +99,7 @@ def _flatten(nodes: list[SetNode], depth: int = 0) -> list[SetItem]:
 def _set_line(s: SetItem) -> str:
     return (
         "  " * (s.depth or 0)
-        + f"- {s.uuid} | {s.name} | {s.type or 'set'} | {plural(s.images or 0, 'image')}"
+        + f"- {s.uuid} | {one_line(s.name)} | {one_line(s.type) or 'set'} | {plural(s.images or 0, 'image')}"
         + (f", {plural(s.children, 'child set')}" if s.children else "")
     )
 

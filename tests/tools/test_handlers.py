@@ -472,6 +472,11 @@ async def test_upload_from_file_and_from_base64(ctx: ToolContext, tmp_path: Path
     path.write_bytes(png)
     sets = dump((await call(ctx, "browse_sets")).structured)["sets"]
     gallery = next(s["uuid"] for s in sets if s.get("type") == "gallery")
+
+    async def roots() -> list[Path]:
+        return [tmp_path]
+
+    ctx.upload_roots = roots
     r = await call(ctx, "upload_image", file_path=str(path), title="Sound check", keywords=["soundcheck"],
                    set_uuid=gallery)  # fmt: skip
     out = dump(r.structured)
