@@ -51,7 +51,7 @@ from dpg_mcp.dpg.models import Me
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.guide import build_instructions, fetch_guide
 from dpg_mcp.state import InMemoryWriteMemo, WriteMemo
-from dpg_mcp.tools import TOOLS, ToolContext, ToolResult, ToolSpec, visible_tools
+from dpg_mcp.tools import TOOLS, ToolContext, ToolResult, ToolSpec, input_model_for, visible_tools
 from dpg_mcp.tools.errors import ToolInputError, agent_message
 
 log = logging.getLogger(__name__)
@@ -391,8 +391,9 @@ async def _announce_tools_changed(ctx: Context[Any, Any]) -> None:
 async def call_tool(
     state: DPGState, spec: ToolSpec, arguments: dict[str, Any], ctx: Context[Any, Any]
 ) -> CallToolResult | InputRequiredResult:
+    model = input_model_for(spec, state.capabilities)
     try:
-        args = spec.input_model.model_validate(_pre_parse(spec.input_model, arguments))
+        args = model.model_validate(_pre_parse(model, arguments))
     except ValidationError as exc:
         return _error(agent_message(exc))
     tctx = ToolContext(
@@ -437,7 +438,7 @@ def _make_tool(state: DPGState, spec: ToolSpec) -> Tool:
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=input_schema(spec.input_model),
+        parameters=input_schema(input_model_for(spec, state.capabilities)),
         # Schema published, no model: the structured content is a dump of an output_model instance already.
         fn_metadata=FuncMetadata(arg_model=_RawArguments, output_schema=output_schema(spec.output_model)),
         is_async=True,

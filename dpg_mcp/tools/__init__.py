@@ -5,7 +5,9 @@ No MCP or transport imports under dpg_mcp/tools/: SERVER registers these specs w
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
+
+from pydantic import BaseModel
 
 from dpg_mcp.tools import account, files, images, metadata, sets
 from dpg_mcp.tools.base import TOOLSETS, ToolContext, ToolResult, ToolSpec
@@ -45,8 +47,9 @@ TOOLS: tuple[ToolSpec, ...] = (
     ),
     ToolSpec(
         name="caption_image",
-        title="Caption image",
-        description="Set one photo's title, caption (description), rotation or date taken.",
+        title="Caption images",
+        description="Set photos' titles, captions (description), alt text, rotation or date taken: "
+        "each photo its own values, many in one call.",
         scope="api.images.write",
         toolset="images",
         read_only=False,
@@ -316,6 +319,18 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 
 
+# Tools whose input schema depends on the token: name -> capabilities -> input model.
+_INPUT_VARIANTS: dict[str, Callable[[frozenset[str]], type[BaseModel]]] = {
+    "caption_image": images.caption_args_for,
+}
+
+
+def input_model_for(spec: ToolSpec, capabilities: Iterable[str]) -> type[BaseModel]:
+    """The input model this token is shown and validated against. Pure, like visible_tools."""
+    variant = _INPUT_VARIANTS.get(spec.name)
+    return variant(frozenset(capabilities)) if variant is not None else spec.input_model
+
+
 def visible_tools(
     capabilities: Iterable[str], *, read_only: bool = False, toolsets: Collection[str] | None = None
 ) -> list[ToolSpec]:
@@ -330,4 +345,4 @@ def visible_tools(
     ]
 
 
-__all__ = ["TOOLS", "TOOLSETS", "ToolContext", "ToolResult", "ToolSpec", "visible_tools"]
+__all__ = ["TOOLS", "TOOLSETS", "ToolContext", "ToolResult", "ToolSpec", "input_model_for", "visible_tools"]

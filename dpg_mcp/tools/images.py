@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.models import Facets, Image
@@ -315,31 +315,116 @@ async def get_image(ctx: ToolContext, args: GetImageArgs) -> ToolResult:
 # ------------------------------------------------------------------------------------------- caption_image
 
 
-class CaptionImageArgs(Args):
+ALT_TEXT_SCOPE = "api.metadata.write"
+MAX_CAPTIONS = 100  # photos per call: up to 200 writes, four batches
+
+
+class PhotoCaption(Args):
     image_uuid: Id
     title: str | None = Field(None, max_length=191)
     description: str | None = Field(None, max_length=5000)
+    alt_text: str | None = Field(None, max_length=1000, description="For screen readers")
     rotation: Literal[0, 90, 180, 270] | None = Field(None, description="Degrees")
     creation_date: IsoDate | None = Field(None, description="When taken, ISO 8601")
 
     @model_validator(mode="after")
-    def _check(self) -> CaptionImageArgs:
+    def _check(self) -> PhotoCaption:
+        if not self.changes() and self.alt_text is None:
+            raise ValueError("give at least one of title, description, alt_text, rotation, creation_date")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields of the image itself (PATCH); alt text has its own endpoint and scope."""
+        return self.model_dump(exclude={"image_uuid", "alt_text"}, exclude_none=True)
+
+
+def _drop_alt_text(schema: dict[str, Any]) -> None:
+    schema.get("properties", {}).pop("alt_text", None)
+    tidy = Args.model_config.get("json_schema_extra")
+    if callable(tidy):
+        tidy(schema)  # type: ignore[call-arg]
+
+
+# The same photo, for a token without api.metadata.write: no alt_text in its schema, refused if sent.
+class PhotoCaptionNoAlt(PhotoCaption):
+    model_config = ConfigDict(json_schema_extra=_drop_alt_text)
+
+    @model_validator(mode="after")
+    def _no_alt(self) -> PhotoCaptionNoAlt:
+        if self.alt_text is not None:
+            raise ValueError(
+                f"alt_text needs the {ALT_TEXT_SCOPE} scope, which this token lacks; leave it out"
+            )
         if not self.changes():
             raise ValueError("give at least one of title, description, rotation, creation_date")
         return self
 
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"image_uuid"}, exclude_none=True)
+
+def _one_photo(data: Any) -> Any:
+    """A single photo given flat (image_uuid, title, ...) is read as a list of one."""
+    if isinstance(data, dict) and "photos" not in data and "image_uuid" in data:
+        return {"photos": [data]}
+    return data
+
+
+class CaptionImageArgs(Args):
+    photos: list[PhotoCaption] = Field(
+        min_length=1, max_length=MAX_CAPTIONS, description="Each with its own fields; up to 100"
+    )
+
+    _flat = model_validator(mode="before")(_one_photo)
+
+    @model_validator(mode="after")
+    def _check(self) -> CaptionImageArgs:
+        ids = [p.image_uuid for p in self.photos]
+        if len(set(ids)) != len(ids):
+            raise ValueError("photos names an image twice; give each image once")
+        return self
+
+
+class CaptionImageArgsNoAlt(CaptionImageArgs):
+    photos: list[PhotoCaptionNoAlt] = Field(  # type: ignore[assignment]
+        min_length=1, max_length=MAX_CAPTIONS, description="Each with its own fields; up to 100"
+    )
+
+
+def caption_args_for(capabilities: frozenset[str]) -> type[CaptionImageArgs]:
+    """The alt_text field is offered only to tokens that may write it. Pure."""
+    return CaptionImageArgs if ALT_TEXT_SCOPE in capabilities else CaptionImageArgsNoAlt
+
+
+_CAPTION_FIELDS = ("title", "description", "alt_text", "rotation", "creation_date")
+
+
+def _caption_summary(photos: list[PhotoCaption]) -> str:
+    """ "Title, description and alt text", each field with "(on k)" when not every photo got it."""
+    n = len(photos)
+    parts = []
+    for f in _CAPTION_FIELDS:
+        c = sum(1 for p in photos if getattr(p, f) is not None)
+        if c:
+            parts.append(f.replace("_", " ") + ("" if c == n else f" (on {c})"))
+    what = " and ".join(", ".join(parts).rsplit(", ", 1))
+    return what[:1].upper() + what[1:]
 
 
 async def caption_image(ctx: ToolContext, args: CaptionImageArgs) -> ToolResult:
-    changes = args.changes()
-    what = " and ".join(", ".join(k.replace("_", " ") for k in changes).rsplit(", ", 1))
-    what = what[:1].upper() + what[1:]
-    item = WriteItem("PATCH", f"/v1/images/{args.image_uuid}", changes, (args.image_uuid,))
-    result = await apply_writes(
-        ctx, "caption_image", args, [item], lambda n: f"{what} set on {plural(n, 'image')}"
-    )
+    items: list[WriteItem] = []
+    for p in args.photos:
+        one = (p.image_uuid,)
+        if p.changes():
+            items.append(WriteItem("PATCH", f"/v1/images/{p.image_uuid}", p.changes(), one))
+        if p.alt_text is not None:
+            body = {"alt_text": p.alt_text}
+            items.append(WriteItem("PUT", f"/v1/images/{p.image_uuid}/alt_text", body, one))
+    what = _caption_summary(args.photos)
+    total = len(args.photos)
+
+    def done(n: int) -> str:
+        of = "" if n == total else f" of {total}"
+        return f"{what} set on {n}{of} {'image' if total == 1 else 'images'}"
+
+    result = await apply_writes(ctx, "caption_image", args, items, done)
     return ToolResult(result, write_text(result))
 
 
