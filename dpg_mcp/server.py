@@ -51,7 +51,15 @@ from dpg_mcp.dpg.models import Me
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.guide import build_instructions, fetch_guide
 from dpg_mcp.state import InMemoryWriteMemo, WriteMemo
-from dpg_mcp.tools import TOOLS, ToolContext, ToolResult, ToolSpec, input_model_for, visible_tools
+from dpg_mcp.tools import (
+    TOOLS,
+    ToolContext,
+    ToolResult,
+    ToolSpec,
+    input_model_for,
+    publishes_output_schema,
+    visible_tools,
+)
 from dpg_mcp.tools.errors import ToolInputError, agent_message
 
 log = logging.getLogger(__name__)
@@ -440,7 +448,10 @@ def _make_tool(state: DPGState, spec: ToolSpec) -> Tool:
         description=spec.description,
         parameters=input_schema(input_model_for(spec, state.capabilities)),
         # Schema published, no model: the structured content is a dump of an output_model instance already.
-        fn_metadata=FuncMetadata(arg_model=_RawArguments, output_schema=output_schema(spec.output_model)),
+        fn_metadata=FuncMetadata(
+            arg_model=_RawArguments,
+            output_schema=output_schema(spec.output_model) if publishes_output_schema(spec) else None,
+        ),
         is_async=True,
         context_kwarg="ctx",
         annotations=annotations_for(spec),

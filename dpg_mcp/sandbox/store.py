@@ -53,6 +53,7 @@ class ImageRec:
     metadata_profile_uuid: str | None = None
     upload: bytes | None = None  # original bytes of an uploaded file
     upload_mime: str | None = None
+    look: str = ""  # near-duplicate shots share a look: their versions show one scene, slightly moved
 
 
 @dataclass

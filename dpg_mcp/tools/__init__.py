@@ -331,6 +331,11 @@ def input_model_for(spec: ToolSpec, capabilities: Iterable[str]) -> type[BaseMod
     return variant(frozenset(capabilities)) if variant is not None else spec.input_model
 
 
+def publishes_output_schema(spec: ToolSpec) -> bool:
+    """The plain write result is described once in the server instructions, not 12 times in tools/list."""
+    return spec.output_model is not WriteResult
+
+
 def visible_tools(
     capabilities: Iterable[str], *, read_only: bool = False, toolsets: Collection[str] | None = None
 ) -> list[ToolSpec]:
@@ -345,4 +350,13 @@ def visible_tools(
     ]
 
 
-__all__ = ["TOOLS", "TOOLSETS", "ToolContext", "ToolResult", "ToolSpec", "input_model_for", "visible_tools"]
+__all__ = [
+    "TOOLS",
+    "TOOLSETS",
+    "ToolContext",
+    "ToolResult",
+    "ToolSpec",
+    "input_model_for",
+    "publishes_output_schema",
+    "visible_tools",
+]

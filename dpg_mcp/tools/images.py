@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+import anyio
 from pydantic import ConfigDict, Field, model_validator
 
-from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.models import Facets, Image
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation
 from dpg_mcp.tools.inputs import Id, ImageIds50, IsoDate, Limit, Offset
+from dpg_mcp.tools.previews import contact_sheet, fetch_version, sheet_note, source_url, to_jpeg
 from dpg_mcp.tools.render import (
     LIST_BUDGET,
     cap_items,
@@ -27,7 +28,6 @@ from dpg_mcp.tools.render import (
 from dpg_mcp.tools.shapes import ImageItem
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_text
 
-PREVIEW_MAX_BYTES = 200_000
 _DATE_FILTERS = (
     "created_at_from",
     "created_at_to",
@@ -81,6 +81,7 @@ class SearchImagesArgs(Args):
     bbox: str | None = Field(None, description="Map area: minLon,minLat,maxLon,maxLat")
     set_uuid: Id | None = Field(None, description="This set's images in gallery order; no other filters")
     facets: bool = Field(False, description="Add counts per keyword, rating, camera, year")
+    contact_sheet: bool = Field(False, description="Attach the first 24 listed as one numbered JPEG grid")
     limit: Limit = 20
     offset: Offset = 0
 
@@ -95,7 +96,9 @@ class SearchImagesArgs(Args):
         return self
 
     def filters(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"set_uuid", "facets", "limit", "offset"}, exclude_none=True)
+        return self.model_dump(
+            exclude={"set_uuid", "facets", "contact_sheet", "limit", "offset"}, exclude_none=True
+        )
 
 
 def _check_bbox(bbox: str) -> None:
@@ -157,7 +160,12 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
     if facets is not None:
         text.append("Facet counts:")
         text.append(fence(json.dumps(facets.model_dump(), ensure_ascii=False)))
-    return ToolResult(out, "\n".join(text))
+    pictures: list[tuple[bytes, str]] = []
+    if args.contact_sheet and items:
+        sheet, shown = await contact_sheet(ctx, page.items[: len(items)])
+        pictures.append((sheet, "image/jpeg"))
+        text.append(sheet_note(shown, len(items)))
+    return ToolResult(out, "\n".join(text), pictures)
 
 
 # ------------------------------------------------------------------------------------------- get_image
@@ -165,7 +173,8 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
 
 class GetImageArgs(Args):
     image_uuid: Id
-    preview: bool = Field(True, description="Attach a small thumbnail")
+    preview: bool = Field(True, description="Attach a JPEG preview")
+    preview_size: int = Field(320, ge=64, le=1024, description="Its long side, px")
 
 
 class Version(Out):
@@ -295,20 +304,20 @@ async def get_image(ctx: ToolContext, args: GetImageArgs) -> ToolResult:
     detail = ImageDetail.of(img)
     images: list[tuple[bytes, str]] = []
     if args.preview:
-        thumb = img.version("thumbnail")
-        if thumb is None or not thumb.url:
-            detail.preview = "none (no thumbnail version)"
+        url = source_url(img, args.preview_size)
+        data = await fetch_version(ctx, url) if url else None
+        if url is None:
+            detail.preview = "none (no public version)"
+        elif data is None:
+            detail.preview = "not attached (the version could not be fetched)"
         else:
             try:
-                data, mime = await ctx.client.fetch_bytes(thumb.url, max_bytes=PREVIEW_MAX_BYTES)
-            except DPGError as err:  # a missing preview never fails the read
-                detail.preview = f"not attached ({err.code})"
+                jpeg = await anyio.to_thread.run_sync(to_jpeg, data, args.preview_size)
+            except Exception:  # an undecodable version never fails the read
+                detail.preview = "not attached (not a readable image)"
             else:
-                if mime.startswith("image/"):
-                    images.append((data, mime.split(";")[0].strip()))
-                    detail.preview = f"thumbnail attached ({len(data) // 1024 or 1} KB)"
-                else:
-                    detail.preview = "not attached (not an image)"
+                images.append((jpeg, "image/jpeg"))
+                detail.preview = f"JPEG attached ({len(jpeg) // 1024 or 1} KB)"
     return ToolResult(detail, detail_text(detail), images)
 
 

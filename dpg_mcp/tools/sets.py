@@ -12,6 +12,7 @@ from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
 from dpg_mcp.tools.images import image_cost, image_lines
 from dpg_mcp.tools.inputs import Id, ImageIds500, IsoZoned, Limit, Offset, check_id
+from dpg_mcp.tools.previews import contact_sheet, sheet_note
 from dpg_mcp.tools.render import (
     LIST_BUDGET,
     cap_items,
@@ -23,7 +24,7 @@ from dpg_mcp.tools.render import (
     size_of,
     stamp,
 )
-from dpg_mcp.tools.shapes import ImageItem, WriteResult
+from dpg_mcp.tools.shapes import ImageItem, WriteResult, visibility_lines
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_one, write_text
 
 COLOURS = "none, red, orange, yellow, green, blue, purple or grey"
@@ -81,8 +82,19 @@ class BrowseResult(Out):
 
 class BrowseSetsArgs(Args):
     set_uuid: Id | None = Field(None, description="Open this set; omit for the whole tree")
+    name: str | None = Field(
+        None, min_length=1, max_length=191, description="Find sets by name (any case); one match opens"
+    )
+    min_rating: int | None = Field(None, ge=0, le=5, description="Opened set: only photos rated this or more")
+    contact_sheet: bool = Field(False, description="Attach the first 24 listed as one numbered JPEG grid")
     limit: Limit = Field(20, description="Images per page")
     offset: Offset = Field(0, description="Images (or tree nodes) to skip")
+
+    @model_validator(mode="after")
+    def _check(self) -> BrowseSetsArgs:
+        if self.set_uuid and self.name:
+            raise ValueError("give set_uuid or name, not both")
+        return self
 
 
 def _flatten(nodes: list[SetNode], depth: int = 0) -> list[SetItem]:
@@ -110,20 +122,75 @@ def _set_cost(s: SetItem) -> int:
 
 
 async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
-    if args.set_uuid is None:
+    set_uuid = args.set_uuid
+    found = ""
+    if set_uuid is None:
         nodes = _flatten(await ctx.client.set_tree())
-        window = nodes[args.offset : args.offset + _MAX_TREE_NODES]
-        kept, omitted = cap_items(window, LIST_BUDGET, _set_cost)
-        shown_to = args.offset + len(kept)
-        next_offset = shown_to if shown_to < len(nodes) else None
-        out = BrowseResult(sets=kept, total=len(nodes), next_offset=next_offset, omitted=omitted)
-        head = paging_line(len(kept), len(nodes), next_offset, omitted, "sets in the tree (depth-first)")
-        return ToolResult(out, head + ("\n" + fence(_set_lines(kept)) if kept else ""))
+        if args.name is not None:
+            wanted = args.name.casefold()
+            nodes = [n for n in nodes if wanted in (n.name or "").casefold()]
+            if len(nodes) == 1:
+                set_uuid = nodes[0].uuid
+                found = "The only set whose name matches; opened.\n"
+        if set_uuid is None:
+            return _tree_result(nodes, args)
+    return await _open_set(ctx, args, set_uuid, found)
 
-    s = await ctx.client.get_set(args.set_uuid)
-    page = await ctx.client.set_images(args.set_uuid, limit=args.limit, offset=args.offset)
-    children = await ctx.client.list_sets(parent_public_uuid=args.set_uuid, limit=100)
-    snaps = await ctx.client.snapshots(args.set_uuid)
+
+def _tree_result(nodes: list[SetItem], args: BrowseSetsArgs) -> ToolResult:
+    window = nodes[args.offset : args.offset + _MAX_TREE_NODES]
+    kept, omitted = cap_items(window, LIST_BUDGET, _set_cost)
+    shown_to = args.offset + len(kept)
+    next_offset = shown_to if shown_to < len(nodes) else None
+    out = BrowseResult(sets=kept, total=len(nodes), next_offset=next_offset, omitted=omitted)
+    what = "sets whose name matches" if args.name is not None else "sets in the tree (depth-first)"
+    head = paging_line(len(kept), len(nodes), next_offset, omitted, what)
+    if args.name is not None and not nodes:
+        head += " No set name contains that text: browse the tree without name."
+    return ToolResult(out, head + ("\n" + fence(_set_lines(kept)) if kept else ""))
+
+
+MAX_RATED_SCAN = 2_000  # a set's photos read to filter by rating on our side (DPG has no such filter there)
+
+
+async def _rated_page(
+    ctx: ToolContext, set_uuid: str, min_rating: int, limit: int, offset: int
+) -> tuple[list[SetImage], int | None, str]:
+    """The set's photos rated min_rating or more, in gallery order: (page, next_offset, note)."""
+    kept: list[SetImage] = []
+    at, scanned, more = 0, 0, False
+    while scanned < MAX_RATED_SCAN:
+        page = await ctx.client.set_images(set_uuid, limit=200, offset=at)
+        scanned += len(page.items)
+        kept += [i for i in page.items if (i.rating or 0) >= min_rating]
+        more = bool(page.has_more and page.next_offset is not None and page.items)
+        if not more or len(kept) > offset + limit:
+            break
+        at = page.next_offset or at + len(page.items)
+    window = kept[offset : offset + limit]
+    next_offset = offset + len(window) if len(kept) > offset + limit else None
+    note = f"Rated {min_rating} or more: {len(kept)} found in the first {scanned} photos of the set"
+    if more and next_offset is None:
+        note += f"; stopped reading at {scanned} photos: narrow with search_images instead"
+    elif not more:
+        note = f"Rated {min_rating} or more: {len(kept)} of the set's {scanned} photos"
+    return window, next_offset, note + "."
+
+
+async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found: str) -> ToolResult:
+    s = await ctx.client.get_set(set_uuid)
+    rated_note = ""
+    if args.min_rating is not None:
+        items, next_from_dpg, rated_note = await _rated_page(
+            ctx, set_uuid, args.min_rating, args.limit, args.offset
+        )
+        total: int | None = None
+    else:
+        page = await ctx.client.set_images(set_uuid, limit=args.limit, offset=args.offset)
+        items, total = list(page.items), page.total
+        next_from_dpg = page.next_offset if page.has_more else None
+    children = await ctx.client.list_sets(parent_public_uuid=set_uuid, limit=100)
+    snaps = await ctx.client.snapshots(set_uuid)
     detail = SetItem.of(s)
     detail.description = clip(s.description, 6000)
     detail.parent_uuid = s.parent_public_uuid
@@ -133,8 +200,8 @@ async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
         [SetItem.of(c) for c in children.items], CHILDREN_BUDGET, _set_cost
     )
     room = LIST_BUDGET - CHILDREN_BUDGET - 2 * size_of(detail) - 200 * len(snaps[:30])
-    images, omitted = cap_items([_set_image(i) for i in page.items], room, image_cost)
-    next_offset = page.next_offset if page.has_more else None
+    images, omitted = cap_items([_set_image(i) for i in items], room, image_cost)
+    next_offset = next_from_dpg
     if omitted:
         next_offset = args.offset + len(images)
     snapshots = [
@@ -146,19 +213,22 @@ async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
         set=detail,
         images=images,
         snapshots=snapshots,
-        total=page.total,
+        total=total,
         next_offset=next_offset,
         omitted=omitted,
     )
     about = {k: v for k, v in detail.model_dump(include={"name", "description", "website"}).items() if v}
     text = [
-        f"Set {detail.uuid}: type {detail.type}, colour {detail.colour}, "
+        found + f"Set {detail.uuid}: type {detail.type}, colour {detail.colour}, "
         f"parent {detail.parent_uuid or 'none'}, lead image {detail.lead_image_uuid or 'none'}.",
         fence(json.dumps(about, ensure_ascii=False)),
-        paging_line(len(images), page.total, next_offset, omitted, "images in gallery order"),
+        paging_line(len(images), total, next_offset, omitted, "images in gallery order"),
     ]
+    if rated_note:
+        text.append(rated_note)
     if images:
-        text.append(fence(image_lines(list(images)) + _visibility_note(images)))
+        text.append(fence(image_lines(list(images))))
+        text += _visibility_note(images)
     if out.sets:
         shown_all = not children.has_more and not children_left_out
         more = "" if shown_all else " (more exist: see them in the tree, browse_sets without set_uuid)"
@@ -167,7 +237,12 @@ async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
     if snapshots:
         text.append("Snapshots (newest first; restore_set takes one):")
         text += [f"- {n.uuid} | {n.created_at} | {plural(n.images, 'image')}" for n in snapshots]
-    return ToolResult(out, "\n".join(text))
+    pictures: list[tuple[bytes, str]] = []
+    if args.contact_sheet and images:
+        sheet, shown = await contact_sheet(ctx, items[: len(images)])
+        pictures.append((sheet, "image/jpeg"))
+        text.append(sheet_note(shown, len(images)))
+    return ToolResult(out, "\n".join(text), pictures)
 
 
 def _set_image(img: SetImage) -> ImageItem:
@@ -176,14 +251,8 @@ def _set_image(img: SetImage) -> ImageItem:
     return item
 
 
-def _visibility_note(images: list[ImageItem]) -> str:
-    hidden = [i for i in images if i.hidden]
-    if not hidden:
-        return ""
-    lines = [
-        f"{i.uuid} hidden" + (f" until {i.activation_time}" if i.activation_time else "") for i in hidden
-    ]
-    return "\nVisibility: " + "; ".join(lines)
+def _visibility_note(images: list[ImageItem]) -> list[str]:
+    return visibility_lines(images)
 
 
 # ------------------------------------------------------------------------------------------- create / update

@@ -103,7 +103,7 @@ async def test_caption_then_get_image_shows_the_title(ctx: ToolContext) -> None:
     assert {v["name"] for v in detail["versions"]} >= {"original", "thumbnail"}
     assert '"title": "Golden hour"' in got.text.split("<untrusted-gallery-text>")[1]
     [(data, mime)] = got.images
-    assert mime == "image/png" and data.startswith(b"\x89PNG") and len(data) <= 200_000
+    assert mime == "image/jpeg" and data.startswith(b"\xff\xd8\xff") and len(data) <= 60_000
 
 
 async def test_get_image_without_preview(ctx: ToolContext) -> None:
