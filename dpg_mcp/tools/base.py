@@ -1,7 +1,7 @@
 """The shapes every tool shares: its spec (the declarative table row), its call context and its result.
 
-No MCP or transport imports here: SERVER turns a ToolSpec into an MCP tool and a ToolResult into a
-CallToolResult.
+No MCP or transport imports here: dpg_mcp.server turns a ToolSpec into an MCP tool (publishing its models'
+schemas through server/schemas.py) and a ToolResult into a CallToolResult.
 """
 
 from __future__ import annotations
@@ -19,52 +19,14 @@ from dpg_mcp.dpg.operations import ProgressFn, WriteRunner
 TOOLSETS: tuple[str, ...] = ("images", "metadata", "sets", "files", "account")
 
 
-def _tidy(node: Any) -> Any:
-    """Schema noise that costs context on every turn: titles, `additionalProperties: true`."""
-    if isinstance(node, dict):
-        if isinstance(node.get("title"), str):  # a property *named* title has a dict value: keep it
-            del node["title"]
-        if node.get("additionalProperties") is True:
-            del node["additionalProperties"]
-        for value in node.values():
-            _tidy(value)
-    elif isinstance(node, list):
-        for value in node:
-            _tidy(value)
-    return node
-
-
-def _input_schema(schema: dict[str, Any]) -> None:
-    for prop in schema.get("properties", {}).values():
-        # An absent flag or list already reads as false / empty: saying so costs bytes for nothing.
-        if prop.get("default") in (False, []):
-            del prop["default"]
-    _tidy(schema)
-
-
-def _output_schema(schema: dict[str, Any]) -> None:
-    # Outputs never carry null (see Out._drop_none), so Optional[X] is published as a plain, non-required X.
-    schema.pop("description", None)
-    for prop in schema.get("properties", {}).values():
-        prop.pop("default", None)
-        any_of = prop.get("anyOf")
-        if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
-            other = next(s for s in any_of if s != {"type": "null"})
-            del prop["anyOf"]
-            prop.update(other)
-    _tidy(schema)
-
-
 class Args(BaseModel):
     """Base of every tool input: unknown arguments are refused, so a typo never silently does nothing."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=_input_schema)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Out(BaseModel):
     """Base of every tool output (the structured content). None values are left out of the dump."""
-
-    model_config = ConfigDict(json_schema_extra=_output_schema)
 
     # No return annotation on purpose: pydantic then keeps the fields' own schema for serialization.
     @model_serializer(mode="wrap")

@@ -131,6 +131,24 @@ async def test_a_tool_hidden_by_the_flags_says_which_flag(sb: Sandbox, mode: str
     assert sb.applied_total() == 0
 
 
+async def test_hidden_tool_is_refused_inside_the_call_even_without_the_middleware(
+    sb: Sandbox, mode: str
+) -> None:
+    """The admin token could caption, so only the server's own guard (read-only flag) stands in the way."""
+    image = next(iter(sb.store.images))
+    async with dpg_server(sb, "admin", read_only=True) as server:
+        chain = server.middleware
+        ours = [m for m in chain if "caller_middleware" in getattr(m, "__qualname__", "")]
+        assert len(ours) == 1
+        chain.remove(ours[0])
+        async with connect(server, mode) as client:
+            listed = {t.name for t in (await client.list_tools()).tools}
+            result = await client.call_tool("caption_image", {"image_uuid": image, "title": "x"})
+    assert "caption_image" in listed  # the middleware really is gone: the list is no longer filtered
+    assert result.is_error and "runs read-only" in result.content[0].text  # type: ignore[union-attr]
+    assert sb.applied_total() == 0
+
+
 async def test_hidden_tool_is_refused_and_says_why(sb: Sandbox, mode: str) -> None:
     async with dpg_server(sb, "readonly") as server, connect(server, mode) as client:
         hidden = await client.call_tool(

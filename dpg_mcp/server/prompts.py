@@ -1,0 +1,95 @@
+"""The prompts: one Markdown file each under prompts/ (front matter: name, title, description, arguments)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mcp.server import MCPServer
+
+from dpg_mcp.server.sdk_adapter import PromptArgument, make_prompt
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.S)
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def prompts_dir() -> Path | None:
+    """The packaged prompts (in a checkout, a symlink to the repo-root prompts/)."""
+    candidate = _PACKAGE_DIR / "bundled" / "prompts"
+    return candidate if candidate.is_dir() and any(candidate.glob("*.md")) else None
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    name: str
+    title: str | None
+    description: str
+    arguments: list[PromptArgument]
+    body: str
+    defaults: dict[str, str]
+    # The tools the prompt's steps call (front matter `tools`): it is listed only to callers who see them all.
+    tools: frozenset[str] = frozenset()
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        def sub(match: re.Match[str]) -> str:
+            key = match.group(1)
+            value = values.get(key)
+            return str(value) if value not in (None, "") else self.defaults.get(key, "")
+
+        return _PLACEHOLDER.sub(sub, self.body).strip() + "\n"
+
+
+def load_prompt(path: Path) -> PromptFile:
+    text = path.read_text(encoding="utf-8")
+    match = _FRONT_MATTER.match(text)
+    if match is None:
+        raise ValueError(f"{path.name}: missing --- front matter ---")
+    meta = yaml.safe_load(match.group(1)) or {}
+    args: list[PromptArgument] = []
+    defaults: dict[str, str] = {}
+    for raw in meta.get("arguments") or []:
+        args.append(
+            PromptArgument(
+                name=raw["name"], description=raw.get("description"), required=bool(raw.get("required"))
+            )
+        )
+        if raw.get("default") is not None:
+            defaults[raw["name"]] = str(raw["default"])
+    return PromptFile(
+        name=str(meta.get("name") or path.stem),
+        title=meta.get("title"),
+        description=str(meta.get("description") or ""),
+        arguments=args,
+        body=match.group(2),
+        defaults=defaults,
+        tools=frozenset(str(t) for t in meta.get("tools") or []),
+    )
+
+
+def load_prompts(directory: Path | None = None) -> list[PromptFile]:
+    directory = directory or prompts_dir()
+    if directory is None:
+        return []
+    return [load_prompt(p) for p in sorted(directory.glob("*.md"))]
+
+
+def register_prompts(server: MCPServer[Any], prompts: list[PromptFile]) -> None:
+    for pf in prompts:
+
+        def render(_pf: PromptFile = pf, **values: Any) -> str:
+            return _pf.render(values)
+
+        server.add_prompt(
+            make_prompt(
+                name=pf.name,
+                title=pf.title,
+                description=pf.description,
+                arguments=pf.arguments,
+                render=render,
+            )
+        )
