@@ -8,6 +8,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import ConfigDict, Field, model_validator
 
+from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.models import Facets, Image
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation
@@ -25,7 +26,7 @@ from dpg_mcp.tools.render import (
     size_of,
     stamp,
 )
-from dpg_mcp.tools.shapes import ImageItem
+from dpg_mcp.tools.shapes import ImageItem, WriteResult
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_text
 
 _DATE_FILTERS = (
@@ -453,18 +454,39 @@ async def delete_image(ctx: ToolContext, args: DeleteImageArgs) -> ToolResult:
             f"deleting {plural(len(ids), 'image')} cannot be undone: check with the user, then call again "
             "with confirm=true"
         )
-    names = []
-    for uuid in ids[:5]:  # also proves they exist before anyone is asked
-        img = await ctx.client.get_image(uuid)
-        names.append(f'"{clip(img.title or img.filename or uuid, 60)}"')
-    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    # Read each one first: it names them in the question, and an image already gone is said so, not failed.
+    names: list[str] = []
+    gone: list[str] = []
+    for uuid in ids:
+        try:
+            img = await ctx.client.get_image(uuid)
+        except DPGError as err:
+            if err.status != 404:
+                raise
+            gone.append(uuid)
+            continue
+        if len(names) < 5:
+            names.append(f'"{clip(img.title or img.filename or uuid, 60)}"')
+    present = [u for u in ids if u not in gone]
+    already = (
+        f"{plural(len(gone), 'image')} already deleted (or never in this gallery): {', '.join(gone[:10])}"
+        if gone
+        else ""
+    )
+    if not present:
+        result = WriteResult(state="succeeded", message=f"Nothing to delete: {already}.", succeeded=0)
+        return ToolResult(result, result.message)
+    more = f" and {len(present) - len(names)} more" if len(present) > len(names) else ""
     question = (
-        f"Delete {plural(len(ids), 'image')} ({', '.join(names)}{more}) permanently? Their files, keywords, "
-        "metadata and set places are lost; this cannot be undone."
+        f"Delete {plural(len(present), 'image')} ({', '.join(names)}{more}) permanently? Their files, "
+        "keywords, metadata and set places are lost; this cannot be undone."
     )
     if not await confirmed(ctx, args.confirm, question):
         result = declined()
         return ToolResult(result, result.message)
-    items = [WriteItem("DELETE", f"/v1/images/{u}", None, (u,)) for u in ids]
-    result = await apply_writes(ctx, "delete_image", args, items, lambda n: f"{plural(n, 'image')} deleted")
+    items = [WriteItem("DELETE", f"/v1/images/{u}", None, (u,)) for u in present]
+    tail = f"; {already}" if already else ""
+    result = await apply_writes(
+        ctx, "delete_image", args, items, lambda n: f"{plural(n, 'image')} deleted{tail}"
+    )
     return ToolResult(result, write_text(result))

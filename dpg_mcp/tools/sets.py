@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
+from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.models import Set, SetImage, SetNode
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
@@ -345,34 +346,57 @@ class SetImagesArgs(Args):
     image_uuids: ImageIds500
 
 
+async def _membership(ctx: ToolContext, args: SetImagesArgs, adding: bool) -> ToolResult:
+    """Only what changes is sent; the result says what was already so (members, or not members)."""
+    members = set(await _set_image_ids(ctx, args.set_uuid))
+    ids = list(args.image_uuids)
+    todo = [i for i in ids if (i not in members) is adding]
+    n, k = len(ids), len(todo)
+    tool = "add_to_set" if adding else "remove_from_set"
+    if adding:
+        summary = f"{plural(n, 'image')} added to the set" if k == n else f"{k} of {plural(n, 'image')} added"
+        summary += f"; {n - k} already there" if k < n else ""
+    elif k == 0:
+        summary = f"Removed from 0: none of the {plural(n, 'image')} is in the set"
+    else:
+        summary = f"{plural(n, 'image')} removed" if k == n else f"{k} of {plural(n, 'image')} removed"
+        summary += " from the set (images kept)" + (f"; {n - k} not in the set" if k < n else "")
+    if not todo:
+        result = WriteResult(state="succeeded", message=summary + ". Nothing needed changing.", succeeded=n)
+        return ToolResult(result, write_text(result))
+    body = {"image_public_uuids": todo}
+    item = WriteItem("POST" if adding else "DELETE", f"/v1/sets/{args.set_uuid}/images", body, tuple(todo))
+    fp = {"args": args.model_dump(mode="json", exclude_none=True), "body": body}
+
+    def done(ok: int) -> str:
+        return summary if ok == k else f"{summary} ({ok} of the {k} sent went through)"
+
+    result = await apply_writes(ctx, tool, args, [item], done, fp_args=fp)
+    return await _with_snapshot(ctx, args.set_uuid, tool, result)
+
+
 async def add_to_set(ctx: ToolContext, args: SetImagesArgs) -> ToolResult:
-    item = WriteItem(
-        "POST",
-        f"/v1/sets/{args.set_uuid}/images",
-        {"image_public_uuids": args.image_uuids},
-        tuple(args.image_uuids),
-    )
-    result = await apply_writes(
-        ctx, "add_to_set", args, [item], lambda n: f"{plural(n, 'image')} added to the set"
-    )
-    return ToolResult(result, write_text(result))
+    return await _membership(ctx, args, adding=True)
 
 
 async def remove_from_set(ctx: ToolContext, args: SetImagesArgs) -> ToolResult:
-    item = WriteItem(
-        "DELETE",
-        f"/v1/sets/{args.set_uuid}/images",
-        {"image_public_uuids": args.image_uuids},
-        tuple(args.image_uuids),
-    )
-    result = await apply_writes(
-        ctx,
-        "remove_from_set",
-        args,
-        [item],
-        lambda n: f"{plural(n, 'image')} removed from the set (images kept)",
-    )
-    return ToolResult(result, write_text(result))
+    return await _membership(ctx, args, adding=False)
+
+
+async def _with_snapshot(ctx: ToolContext, set_uuid: str, tool: str, result: WriteResult) -> ToolResult:
+    """Name the snapshot DPG took before this rearranging write (its newest), labelled with the action."""
+    text = write_text(result)
+    if result.state in ("succeeded", "partial"):
+        try:
+            snaps = await ctx.client.snapshots(set_uuid)
+        except DPGError:
+            snaps = []
+        if snaps:
+            newest = max(snaps, key=lambda n: str(n.created_at or ""))
+            line = f"Snapshot before this {tool}: {newest.uuid} (restore_set undoes it)."
+            result.message = result.message.removesuffix(".") + ". " + line
+            text = write_text(result)
+    return ToolResult(result, text)
 
 
 # ------------------------------------------------------------------------------------------- arrange_set

@@ -158,7 +158,7 @@ async def test_tag_images_on_120_images_is_three_batches_and_one_result(
     assert recording.seen.count("POST /v1/operations/batch") == 3
     assert dump(r.structured) == {
         "state": "succeeded",
-        "message": "2 keywords added on 120 images.",
+        "message": "2 keywords added to 120 images.",
         "succeeded": 120,
         "failed": 0,
         "failures": [],
@@ -243,7 +243,7 @@ async def test_tag_remove_rate_and_rename(ctx: ToolContext) -> None:
     kws = {k.full for k in (await ctx.client.get_image(ids[0])).keywords}
     assert "tmp:two" in kws and "tmp:one" not in kws
     r = await call(ctx, "tag_images", image_uuids=ids[2:], remove=["tmp:one"])
-    assert r.structured.message == "1 keyword removed on 1 image."  # type: ignore[attr-defined]
+    assert r.structured.message == "Keyword removed from 1 image."  # type: ignore[attr-defined]
     assert "tmp:one" not in {k.full for k in (await ctx.client.get_image(ids[2])).keywords}
     r = await call(ctx, "rate_images", image_uuids=ids, rating=5)
     assert r.structured.message == "Rating 5 set on 3 images."  # type: ignore[attr-defined]
@@ -366,9 +366,9 @@ async def test_set_lifecycle(ctx: ToolContext) -> None:
     new = r.structured.set_uuid  # type: ignore[attr-defined]
     assert new and new in r.text
     r = await call(ctx, "add_to_set", set_uuid=new, image_uuids=ids)
-    assert r.structured.message == "6 images added to the set."  # type: ignore[attr-defined]
+    assert r.structured.message.startswith("6 images added to the set. Snapshot before this add_to_set: ")  # type: ignore[attr-defined]
     again = await call(ctx, "add_to_set", set_uuid=new, image_uuids=ids)
-    assert "nothing done twice" in again.structured.message  # type: ignore[attr-defined]
+    assert again.structured.message == "0 of 6 images added; 6 already there. Nothing needed changing."  # type: ignore[attr-defined]
     await call(ctx, "remove_from_set", set_uuid=new, image_uuids=ids[:1])
     await call(ctx, "arrange_set", set_uuid=new, move_to_front=[ids[5], ids[4]])
     await call(ctx, "publish_set", set_uuid=new, hidden=True, activation_time="2030-01-01T09:00:00Z")
