@@ -34,8 +34,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="get_image",
         title="Get image",
-        description="Show one photo in full: caption, keywords, metadata, credits, crops, sets, versions, "
-        "and a small preview.",
+        description="One photo in full: caption, keywords, metadata, credits, crops, sets, versions, "
+        "and a JPEG preview.",
         scope=R,
         toolset="images",
         read_only=True,
@@ -144,7 +144,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="browse_sets",
         title="Browse sets",
-        description="Show the tree of sets (galleries, folders, events), or open one set: details, photos in "
+        description="The tree of sets (galleries, folders, events), or one set opened: details, photos in "
         "gallery order with visibility, child sets, snapshots.",
         scope=R,
         toolset="sets",
@@ -224,14 +224,15 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="publish_set",
         title="Publish set",
-        description="Show or hide a set's photos now, or keep them hidden until a release time (embargo).",
+        description="Show or hide a set's photos now, or keep them hidden until a release time (embargo). "
+        "Without image_uuids, photos hidden with no release time stay hidden.",
         scope="api.sets.write",
         toolset="sets",
         read_only=False,
         destructive=False,
         idempotent=True,
         input_model=sets.PublishSetArgs,
-        output_model=WriteResult,
+        output_model=sets.PublishResult,
         handler=sets.publish_set,
     ),
     ToolSpec(
@@ -293,7 +294,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="check_operation",
         title="Check operation",
-        description="Wait for a change that was still running when its tool returned, and say how it ended.",
+        description="Wait for a write that was still running when its tool returned; say how it ended.",
         scope="",
         toolset="account",
         read_only=True,
@@ -306,7 +307,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="get_guide",
         title="Get DPG guide",
-        description="Read DPG's guide for agents (llms.txt), when the server instructions are not shown.",
+        description="DPG's guide for agents (llms.txt), when the server instructions are not shown.",
         scope="",
         toolset="account",
         read_only=True,

@@ -81,8 +81,9 @@ class SearchImagesArgs(Args):
     has_geo: bool | None = None
     bbox: str | None = Field(None, description="Map area: minLon,minLat,maxLon,maxLat")
     set_uuid: Id | None = Field(None, description="This set's images in gallery order; no other filters")
+    best_first: bool = Field(False, description="Highest rated first")
     facets: bool = Field(False, description="Add counts per keyword, rating, camera, year")
-    contact_sheet: bool = Field(False, description="Attach the first 24 listed as one numbered JPEG grid")
+    contact_sheet: bool = Field(False, description="Show the first 24 in one numbered image")
     limit: Limit = 20
     offset: Offset = 0
 
@@ -92,13 +93,19 @@ class SearchImagesArgs(Args):
             raise ValueError("exif_value needs exif_property")
         if self.bbox is not None:
             _check_bbox(self.bbox)
-        if self.set_uuid and (self.filters() or self.facets):
-            raise ValueError("set_uuid lists a set in gallery order and takes no other filters nor facets")
+        if self.set_uuid and (self.filters() or self.facets or self.best_first):
+            raise ValueError(
+                "set_uuid lists a set in gallery order and takes no other filters nor facets "
+                "(for a set's best photos: browse_sets with min_rating)"
+            )
+        if self.best_first and self.rating is not None:
+            raise ValueError("best_first orders by rating; with an exact rating there is nothing to order")
         return self
 
     def filters(self) -> dict[str, Any]:
         return self.model_dump(
-            exclude={"set_uuid", "facets", "contact_sheet", "limit", "offset"}, exclude_none=True
+            exclude={"set_uuid", "best_first", "facets", "contact_sheet", "limit", "offset"},
+            exclude_none=True,
         )
 
 
@@ -141,9 +148,63 @@ class SearchResult(Out):
     facets: FacetCounts | None = None
 
 
+MAX_BEST_FIRST_READS = (
+    12  # pages read to order by rating (DPG has no sort; its exact rating filter is walked)
+)
+
+
+class _Walked:
+    """A page put together from several DPG pages (best_first), shaped like one."""
+
+    def __init__(self, items: list[Image], total: int | None, next_offset: int | None) -> None:
+        self.items, self.total, self.next_offset = items, total, next_offset
+        self.has_more = next_offset is not None
+
+
+async def _best_first(ctx: ToolContext, args: SearchImagesArgs) -> tuple[_Walked, str]:
+    """Walk DPG's exact `rating` filter from 5 down to min_rating: the best rated come first."""
+    filters = {k: v for k, v in args.filters().items() if k != "min_rating"}
+    need = args.offset + args.limit
+    got: list[Image] = []
+    total: int | None = 0
+    reads = 0
+    lowest = args.min_rating or 0
+    stopped: int | None = None
+    for rating in range(5, lowest - 1, -1):
+        at = 0
+        while len(got) < need:
+            if reads >= MAX_BEST_FIRST_READS:
+                stopped = rating
+                break
+            page = await ctx.client.list_images(limit=100, offset=at, rating=rating, **filters)
+            reads += 1
+            if at == 0:
+                total = None if total is None or page.total is None else total + page.total
+            got += page.items
+            if not page.has_more or page.next_offset is None or not page.items:
+                break
+            at = page.next_offset
+        if stopped is not None or len(got) >= need:
+            if stopped is None and rating > lowest:
+                total = None  # lower ratings were not counted
+            break
+    window = got[args.offset : need]
+    more = len(got) > need or (stopped is not None) or total is None or (total or 0) > need
+    note = "Highest rated first (rating 5 down to " + str(lowest) + ")."
+    if stopped is not None:
+        note += (
+            f" Stopped early at rating {stopped} after {reads} reads: narrow the search "
+            "(min_rating, keyword, dates) to see the rest in order."
+        )
+    return _Walked(window, total, need if more and window else None), note
+
+
 async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
+    order_note = ""
     if args.set_uuid:
         page: Any = await ctx.client.set_images(args.set_uuid, limit=args.limit, offset=args.offset)
+    elif args.best_first:
+        page, order_note = await _best_first(ctx, args)
     else:
         page = await ctx.client.list_images(limit=args.limit, offset=args.offset, **args.filters())
     facets = FacetCounts.of(await ctx.client.facets(**args.filters())) if args.facets else None
@@ -156,6 +217,8 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
         images=items, total=page.total, next_offset=next_offset, omitted=omitted, facets=facets
     )
     text = [paging_line(len(items), page.total, next_offset, omitted, "images")]
+    if order_note:
+        text.append(order_note)
     if items:
         text.append(fence(image_lines(items)))
     if facets is not None:

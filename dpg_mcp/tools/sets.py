@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field, StrictBool, field_validator, model_validator
@@ -84,10 +85,10 @@ class BrowseResult(Out):
 class BrowseSetsArgs(Args):
     set_uuid: Id | None = Field(None, description="Open this set; omit for the whole tree")
     name: str | None = Field(
-        None, min_length=1, max_length=191, description="Find sets by name (any case); one match opens"
+        None, min_length=1, max_length=191, description="Find a set by name; one match opens"
     )
-    min_rating: int | None = Field(None, ge=0, le=5, description="Opened set: only photos rated this or more")
-    contact_sheet: bool = Field(False, description="Attach the first 24 listed as one numbered JPEG grid")
+    min_rating: int | None = Field(None, ge=0, le=5, description="Opened set: rated at least this")
+    contact_sheet: bool = Field(False, description="Show the first 24 in one numbered image")
     limit: Limit = Field(20, description="Images per page")
     offset: Offset = Field(0, description="Images (or tree nodes) to skip")
 
@@ -496,24 +497,91 @@ class PublishSetArgs(Args):
         return self
 
 
+async def _set_visibility(ctx: ToolContext, set_uuid: str) -> dict[str, tuple[bool, str | None]]:
+    """image -> (hidden, activation_time) for the set's photos in gallery order (bounded)."""
+    out: dict[str, tuple[bool, str | None]] = {}
+    offset = 0
+    while len(out) < _MAX_SET_IMAGES:
+        page = await ctx.client.set_images(set_uuid, limit=200, offset=offset)
+        for i in page.items:
+            out[i.public_uuid] = (bool(i.hidden), stamp(i.activation_time))
+        if not page.has_more or page.next_offset is None or not page.items:
+            break
+        offset = page.next_offset
+    return out
+
+
+def _same_time(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    try:
+        return datetime.fromisoformat(a.replace("Z", "+00:00")) == datetime.fromisoformat(
+            b.replace("Z", "+00:00")
+        )
+    except ValueError:
+        return a == b
+
+
+def _ids_line(label: str, ids: list[str]) -> str:
+    shown = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+    return f"{label} ({len(ids)}): {shown}."
+
+
+class PublishResult(WriteResult):
+    changed: list[str] = Field(default_factory=list)  # images whose visibility this call changed
+    left_hidden: list[str] = Field(default_factory=list)  # hidden with no release time, not touched
+
+
 async def publish_set(ctx: ToolContext, args: PublishSetArgs) -> ToolResult:
-    ids = args.image_uuids or await _set_image_ids(ctx, args.set_uuid)
-    if not ids:
-        raise ToolInputError(f"set {args.set_uuid} has no images to show or hide")
-    body: dict[str, Any] = {"image_public_uuids": ids, "hidden": args.hidden}
-    if args.activation_time:
-        body["activation_time"] = args.activation_time
+    """Without named photos, photos hidden with no release time are left alone: DPG has no "hidden on
+    purpose" flag, so that state is taken to be deliberate. Only photos whose visibility changes are sent."""
+    state = await _set_visibility(ctx, args.set_uuid)
+    if args.image_uuids:
+        missing = [i for i in args.image_uuids if i not in state]
+        if missing:
+            raise ToolInputError(f"not in set {args.set_uuid}: {', '.join(missing[:5])}")
+        chosen, kept_hidden = list(args.image_uuids), []
+    else:
+        if not state:
+            raise ToolInputError(f"set {args.set_uuid} has no images to show or hide")
+        kept_hidden = [i for i, (hidden, at) in state.items() if hidden and at is None]
+        chosen = [i for i in state if i not in set(kept_hidden)]
+    want_at = args.activation_time if args.hidden else None
+    change = [
+        i
+        for i in chosen
+        if state[i][0] != args.hidden or (args.hidden and not _same_time(state[i][1], want_at))
+    ]
     how = (
         f"hidden until {args.activation_time}"
         if args.activation_time
         else ("hidden" if args.hidden else "visible now")
     )
-    item = WriteItem("PATCH", f"/v1/sets/{args.set_uuid}/visibility", body, tuple(ids))
+    lines = []
+    if kept_hidden:
+        lines.append(
+            _ids_line("Left hidden, as they have no release time (name them to change them)", kept_hidden)
+        )
+    if not change:
+        msg = f"Nothing changed: the {plural(len(chosen), 'image')} chosen are already {how}."
+        same = PublishResult(state="succeeded", message=msg, succeeded=len(chosen), left_hidden=kept_hidden)
+        return ToolResult(same, "\n".join([msg, *lines]))
+    body: dict[str, Any] = {"image_public_uuids": change, "hidden": args.hidden}
+    if args.activation_time:
+        body["activation_time"] = args.activation_time
+    item = WriteItem("PATCH", f"/v1/sets/{args.set_uuid}/visibility", body, tuple(change))
     fp = {"args": args.model_dump(mode="json", exclude_none=True), "body": body}
+    already = len(chosen) - len(change)
+    tail = f"; {already} already so" if already else ""
     result = await apply_writes(
-        ctx, "publish_set", args, [item], lambda n: f"{plural(n, 'image')} {how}", fp_args=fp
+        ctx, "publish_set", args, [item], lambda n: f"{plural(n, 'image')} now {how}{tail}", fp_args=fp
     )
-    return ToolResult(result, write_text(result))
+    out = await _with_snapshot(ctx, args.set_uuid, "publish_set", result)
+    failed = {f.get("image_uuid") for f in result.failures}
+    changed = [i for i in change if i not in failed] if result.state != "running" else []
+    published = PublishResult(**result.model_dump(), changed=changed, left_hidden=kept_hidden)
+    extra = [_ids_line("Visibility changed", changed)] if changed else []
+    return ToolResult(published, "\n".join([out.text, *extra, *lines]))
 
 
 # ------------------------------------------------------------------------------------------- restore_set

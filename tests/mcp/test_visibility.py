@@ -204,7 +204,7 @@ async def test_admin_tools_list_fits_the_budget(sb: Sandbox) -> None:
     # The plain write result is described once in the instructions; reads and richer writes keep a schema.
     plain_writes = {n for n, t in by_name.items() if "outputSchema" not in t}
     assert "search_images" not in plain_writes and "build_archive" not in plain_writes
-    assert {"caption_image", "tag_images", "publish_set"} <= plain_writes
+    assert {"caption_image", "tag_images", "arrange_set"} <= plain_writes
 
 
 async def test_instructions_name_account_and_tools(sb: Sandbox, mode: str) -> None:
