@@ -26,7 +26,8 @@ from dpg_mcp.tools.render import (
     size_of,
     stamp,
 )
-from dpg_mcp.tools.shapes import ImageItem, WriteResult
+from dpg_mcp.tools.shapes import ImageItem, WriteResult, visibility_lines
+from dpg_mcp.tools.visibility import mark_hidden
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_text
 
 _DATE_FILTERS = (
@@ -216,11 +217,13 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
     out = SearchResult(
         images=items, total=page.total, next_offset=next_offset, omitted=omitted, facets=facets
     )
+    hidden_note = await mark_hidden(ctx, page.items[: len(items)], items) if items else ""
     text = [paging_line(len(items), page.total, next_offset, omitted, "images")]
     if order_note:
         text.append(order_note)
     if items:
         text.append(fence(image_lines(items)))
+        text += visibility_lines(items) + ([hidden_note] if hidden_note else [])
     if facets is not None:
         text.append("Facet counts:")
         text.append(fence(json.dumps(facets.model_dump(), ensure_ascii=False)))

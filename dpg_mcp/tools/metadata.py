@@ -22,7 +22,7 @@ MAX_NAMESPACES = 100  # namespaces listed with every page of keywords
 
 class ListKeywordsArgs(Args):
     namespace: str | None = Field(None, description="Only this namespace, e.g. artist")
-    prefix: str | None = Field(None, description="Only values starting with this (any case)")
+    prefix: str | None = Field(None, description='Starting with this, any case: "stage:", "main"')
     limit: Limit = 20
     offset: Offset = 0
 
@@ -78,9 +78,18 @@ async def _vocabulary(ctx: ToolContext) -> list[KeywordCount]:
 
 
 def _matches(k: KeywordCount, namespace: str | None, prefix: str | None) -> bool:
-    if namespace is not None and (k.namespace or "").lower() != namespace.lower():
+    """A prefix matches the value, the namespace, or the whole "ns:value" ("stage:" and "stage:main")."""
+    ns = (k.namespace or "").lower()
+    if namespace is not None and ns != namespace.lower():
         return False
-    return not prefix or k.value.lower().startswith(prefix.lower())
+    if not prefix:
+        return True
+    p = prefix.lower()
+    if k.value.lower().startswith(p):
+        return True
+    if namespace is not None or not ns:  # with a namespace chosen, the prefix is the value's
+        return False
+    return f"{ns}:{k.value.lower()}".startswith(p) or ns.startswith(p)
 
 
 # ------------------------------------------------------------------------------------------- tag_images

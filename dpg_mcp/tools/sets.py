@@ -444,7 +444,9 @@ async def arrange_set(ctx: ToolContext, args: ArrangeSetArgs) -> ToolResult:
     # The body depends on the set's current order: fingerprint what is sent, not only the arguments.
     fp = {"args": args.model_dump(mode="json", exclude_none=True), "body": item.body}
     result = await apply_writes(ctx, "arrange_set", args, [item], lambda _n: done, fp_args=fp)
-    return ToolResult(result, write_text(result))
+    if args.set_uuid is None:  # the top level has no snapshots
+        return ToolResult(result, write_text(result))
+    return await _with_snapshot(ctx, args.set_uuid, "arrange_set", result)
 
 
 def _front(first: list[str], current: list[str], noun: str) -> list[str]:
@@ -622,4 +624,4 @@ async def restore_set(ctx: ToolContext, args: RestoreSetArgs) -> ToolResult:
         [item],
         lambda _n: f"Set restored to the snapshot of {stamp(snap.created_at)}",
     )
-    return ToolResult(result, write_text(result))
+    return await _with_snapshot(ctx, args.set_uuid, "restore_set", result)

@@ -270,6 +270,13 @@ async def test_list_keywords_with_namespace_and_prefix(ctx: ToolContext) -> None
     r = await call(ctx, "list_keywords", namespace="artist", prefix="a", limit=100)
     keys = list(dump(r.structured)["keywords"])
     assert keys and all(k.lower().startswith("artist:a") for k in keys)
+    # A prefix matches the namespace too: "stage:" lists the stages, "stage:ri" the River Stage.
+    stages = list(dump((await call(ctx, "list_keywords", prefix="stage:", limit=100)).structured)["keywords"])
+    assert stages and all(k.startswith("stage:") for k in stages) and "stage:Main Stage" in stages
+    river = list(
+        dump((await call(ctx, "list_keywords", prefix="Stage:ri", limit=100)).structured)["keywords"]
+    )
+    assert river == ["stage:River Stage"]
 
 
 async def test_list_keywords_lists_at_most_100_namespaces_and_says_so(
@@ -491,9 +498,9 @@ async def test_upload_from_file_and_from_base64(ctx: ToolContext, tmp_path: Path
 async def test_get_guide(ctx: ToolContext) -> None:
     r = await call(ctx, "get_guide")
     out = dump(r.structured)
-    assert (
-        out["source"] == "api" and "Idempotency-Key" in out["text"] and r.text.startswith(out["text"][:100])
-    )
+    # The guide comes once (in the text block), not again in the structured content.
+    assert out["source"] == "api" and "Idempotency-Key" in r.text and out["chars"] == len(r.text)
+    assert "Idempotency-Key" not in json.dumps(out)
 
 
 async def test_unknown_operation(ctx: ToolContext) -> None:
