@@ -63,8 +63,9 @@ def _rules(has_writes: bool, tool_names: Sequence[str]) -> list[str]:
         rules.insert(
             0,
             "Writes finish for you and return {state (succeeded, partial, failed, running), message (what "
-            "changed, what was already so), succeeded, failed, failures, operation_id, next}. The same call "
-            "again never applies a change twice. If running, call check_operation with its operation_id.",
+            "changed, what was already so), succeeded, failed, failures, operation_id, next}. A write is "
+            "never applied twice: when a result or error says to call again with the same arguments, do "
+            "exactly that. If running, call check_operation with its operation_id; do not repeat the write.",
         )
     if "edit_metadata" in tool_names:
         rules.append(
