@@ -68,7 +68,8 @@ async def test_search_images_compact_paged_and_fenced(ctx: ToolContext) -> None:
     out = dump(r.structured)
     assert len(out["images"]) == 5 and out["next_offset"] == 5 and out["total"] > 5
     item = out["images"][0]
-    assert set(item) <= {"uuid", "title", "filename", "rating", "date", "keywords", "thumbnail_url"}
+    assert set(item) <= {"uuid", "title", "filename", "rating", "date", "keywords", "thumbnail_url", "hidden",
+        "activation_time"}  # fmt: skip
     assert item["thumbnail_url"].startswith("http://dpg.test/media/")
     assert out["facets"]["keywords"] and set(out["facets"]["ratings"]) <= set("012345")
     assert (
