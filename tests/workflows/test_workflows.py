@@ -45,7 +45,7 @@ async def test_caption_a_33_photo_set_in_few_calls_and_little_context(sb: Sandbo
             {
                 "image_uuid": p["uuid"],
                 "title": f"River Stage, Friday, frame {n + 1}",
-                "description": f"A performer under coloured beams on the River Stage; frame {n + 1} of the set.",
+                "description": f"A performer under coloured beams on the River Stage; frame {n + 1}.",
                 "alt_text": f"Performer on a lit stage above a dark crowd, frame {n + 1}.",
             }
             for n, p in enumerate(seen)
@@ -102,7 +102,7 @@ async def test_tidy_the_planted_keyword_variants(sb: Sandbox) -> None:
     assert len(agent.calls) <= 8, report
 
 
-# ------------------------------------------------------------------------------------------- schedule a release
+# ------------------------------------------------------------------------------------------- a release
 
 
 async def test_schedule_a_release_leaves_photos_hidden_on_purpose(sb: Sandbox) -> None:
