@@ -51,7 +51,7 @@ async def check_operation(ctx: ToolContext, args: CheckOperationArgs) -> ToolRes
         state = "partial" if outcome.state == "succeeded" else "failed"
         message = f"Operation {op.uuid} ({kind}) {'partly failed' if state == 'partial' else 'failed'}"
     if ok_count is not None or bad_count is not None:
-        message += f": {ok_count or 0} items succeeded, {bad_count or 0} failed"
+        message += f": {plural(ok_count or 0, 'item')} succeeded, {bad_count or 0} failed"
     n_images = len(op.image_public_uuids)
     if n_images and ok_count is None:
         message += f" ({plural(n_images, 'image')})"

@@ -382,7 +382,8 @@ async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> Tool
 
 
 def _archive_line(a: ArchiveItem) -> str:
-    return f"- {a.uuid} | {a.image_count} images | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
+    count = plural(a.image_count or 0, "image")
+    return f"- {a.uuid} | {count} | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
 
 
 def _archive_cost(a: ArchiveItem) -> int:
@@ -437,7 +438,8 @@ async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
     text = write_text(out)
     if out.archive and out.archive.url:
         a = out.archive
-        text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {a.image_count} images): {a.url}"
+        count = plural(a.image_count or 0, "image")
+        text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {count}): {a.url}"
     if out.not_public:
         text += (
             f"\nNot public in a set ({len(out.not_public)}), zipped all the same: "

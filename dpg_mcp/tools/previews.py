@@ -13,6 +13,7 @@ import anyio
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.models import Image
 from dpg_mcp.tools.base import ToolContext
+from dpg_mcp.tools.render import plural
 
 FETCH_MAX_BYTES = 2_000_000  # one version fetched to make a preview from
 SHEET_MAX = 24  # photos on one contact sheet
@@ -116,6 +117,6 @@ async def contact_sheet(ctx: ToolContext, images: Sequence[Image]) -> tuple[byte
 def sheet_note(shown: int, total_listed: int) -> str:
     more = f" (the first {shown} of the {total_listed} listed)" if total_listed > shown else ""
     return (
-        f"Contact sheet attached: {shown} photos{more}, numbered in list order and labelled with the first "
-        "8 characters of their ids."
+        f"Contact sheet attached: {plural(shown, 'photo')}{more}, numbered in list order and labelled with "
+        "the first 8 characters of their ids."
     )

@@ -172,11 +172,11 @@ async def _rated_page(
         at = page.next_offset or at + len(page.items)
     window = kept[offset : offset + limit]
     next_offset = offset + len(window) if len(kept) > offset + limit else None
-    note = f"Rated {min_rating} or more: {len(kept)} found in the first {scanned} photos of the set"
+    note = f"Rated {min_rating} or more: {len(kept)} found in the first {plural(scanned, 'photo')} of the set"
     if more and next_offset is None:
         note += f"; stopped reading at {scanned} photos: narrow with search_images instead"
     elif not more:
-        note = f"Rated {min_rating} or more: {len(kept)} of the set's {scanned} photos"
+        note = f"Rated {min_rating} or more: {len(kept)} of the set's {plural(scanned, 'photo')}"
     return window, next_offset, note + "."
 
 
