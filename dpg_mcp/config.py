@@ -39,6 +39,8 @@ class Settings(BaseModel):
     toolsets: frozenset[str] | None = None  # None = every toolset
     wait_budget_s: float = Field(default=DEFAULT_WAIT_BUDGET_S, gt=0, le=600)
     sandbox: bool = False
+    sandbox_port: int | None = Field(default=None, ge=1, le=65535)  # None: a free port
+    sandbox_state: str | None = None  # a directory that keeps the sandbox's gallery between runs
 
     @field_validator("api_url")
     @classmethod
@@ -94,13 +96,21 @@ def load_settings(
     api_url: str | None = None,
     wait_budget_s: float | None = None,
     sandbox: bool = False,
+    sandbox_port: int | None = None,
+    sandbox_state: str | None = None,
 ) -> Settings:
     """Flags win over the environment.
 
     Env: DPG_TOKEN, DPG_API_URL, DPG_READ_ONLY, DPG_TOOLSETS, DPG_WAIT_SECONDS.
     """
     env = os.environ if env is None else env
-    values: dict[str, Any] = {"sandbox": sandbox}
+    values: dict[str, Any] = {
+        "sandbox": sandbox,
+        "sandbox_port": sandbox_port,
+        "sandbox_state": sandbox_state,
+    }
+    if (sandbox_port is not None or sandbox_state) and not sandbox:
+        raise ConfigError("--sandbox-port and --sandbox-state go with --sandbox")
     token = env.get("DPG_TOKEN")
     if token:
         values["token"] = SecretStr(token)
