@@ -79,10 +79,10 @@ def test_sigint_stops_the_stdio_server_within_2_seconds() -> None:
 @pytest.mark.anyio
 async def test_sandbox_port_and_state_keep_links_and_gallery_between_runs(tmp_path: Path) -> None:
     port = _free_port()
+    keep = ["--sandbox-port", str(port), "--sandbox-state", str(tmp_path)]
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "dpg_mcp.cli", "--sandbox", "--ledger", "memory"]
-        + ["--sandbox-port", str(port), "--sandbox-state", str(tmp_path)],
+        args=["-m", "dpg_mcp.cli", "--sandbox", "--ledger", "memory", *keep],
         env=_env(),
         cwd=REPO,
     )
