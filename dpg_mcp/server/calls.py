@@ -24,7 +24,7 @@ from dpg_mcp.server.results import error_result, success_result
 from dpg_mcp.server.schemas import annotations_for, input_schema, output_schema
 from dpg_mcp.server.sdk_adapter import Tool, make_tool
 from dpg_mcp.server.visibility import guard
-from dpg_mcp.tools import ToolContext, ToolSpec
+from dpg_mcp.tools import ToolContext, ToolSpec, input_model_for, publishes_output_schema
 from dpg_mcp.tools.egress import seal, seal_text
 from dpg_mcp.tools.errors import ToolInputError, agent_message
 from dpg_mcp.tools.inputs import parse_args
@@ -85,9 +85,10 @@ async def call_tool(
     refusal = guard(state, spec.name)
     if refusal is not None:
         return refusal
+    model = input_model_for(spec, state.capabilities)  # the schema this caller was shown
     try:
         # Strictly as the published schema says: no JSON-in-a-string, no "true" for true, no null for absent.
-        args = parse_args(spec.input_model, arguments)
+        args = parse_args(model, arguments)
     except ToolInputError as exc:
         return error_result(agent_message(exc))
     budget = state.settings.wait_budget_s
@@ -176,6 +177,6 @@ def tool_for(source: CallerSource, spec: ToolSpec) -> Tool:
         title=spec.title,
         description=spec.description,
         input_schema=input_schema(spec.input_model),
-        output_schema=output_schema(spec.output_model),
+        output_schema=output_schema(spec.output_model) if publishes_output_schema(spec) else None,
         annotations=annotations_for(spec),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from dpg_mcp.tools.inputs import Id, ImageIds500, IsoDate, Keyword
 from dpg_mcp.tools.localfiles import image_type, read_image_file
 from dpg_mcp.tools.render import LIST_BUDGET, cap_items, clip, fence, one_line, plural, size_of, stamp
 from dpg_mcp.tools.shapes import ImageItem, WriteResult
+from dpg_mcp.tools.visibility import mark_hidden
 from dpg_mcp.tools.writes import (
     JOINED,
     WriteItem,
@@ -366,7 +368,8 @@ async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> Tool
 
 
 def _archive_line(a: ArchiveItem) -> str:
-    return f"- {a.uuid} | {a.image_count} images | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
+    count = plural(a.image_count or 0, "image")
+    return f"- {a.uuid} | {count} | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
 
 
 def _archive_cost(a: ArchiveItem) -> int:
@@ -384,6 +387,7 @@ class BuildArchiveArgs(Args):
 
 class ArchiveResult(WriteResult):
     archive: ArchiveItem | None = None
+    not_public: list[str] = Field(default_factory=list)  # zipped photos hidden or embargoed in a set
 
 
 async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
@@ -409,11 +413,53 @@ async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
     res = outcome.operation.result if outcome.operation else None
     if isinstance(res, dict):
         out.archive = ArchiveItem.of(Archive.model_validate(res.get("archive", res)))
+    if out.archive is None or not out.archive.url:
+        # DPG's recommended flow: the share link is listed by GET /v1/archives once the build succeeded.
+        listed = await _listed_archive(ctx, out.archive.uuid if out.archive else None)
+        if listed is not None:
+            out.archive = listed
+        elif out.archive is None or not out.archive.url:
+            out.message += " DPG gave no link yet: get_download_link with list_archives=true lists it."
+    out.not_public = await _not_public(ctx, args.image_uuids)
     text = write_text(out)
-    if out.archive:
+    if out.archive and out.archive.url:
         a = out.archive
-        text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {a.image_count} images): {a.url}"
+        count = plural(a.image_count or 0, "image")
+        text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {count}): {a.url}"
+    if out.not_public:
+        text += (
+            f"\nNot public in a set ({len(out.not_public)}), zipped all the same: "
+            + "; ".join(out.not_public[:30])
+            + "."
+        )
     return ToolResult(out, text)
+
+
+async def _listed_archive(ctx: ToolContext, uuid: str | None) -> ArchiveItem | None:
+    """The ready archive this build made, from GET /v1/archives: by uuid, else the newest one."""
+    page = await ctx.client.archives(limit=100)
+    ready = [a for a in page.items if (a.status or "ready") == "ready" and a.url]
+    if not ready:
+        return None
+    if uuid:
+        match = next((a for a in ready if uuid in (a.archive_uuid, a.uuid)), None)
+        return ArchiveItem.of(match) if match else None
+    return ArchiveItem.of(ready[0])  # DPG lists the newest first
+
+
+async def _not_public(ctx: ToolContext, image_uuids: list[str]) -> list[str]:
+    """The zipped photos hidden or embargoed in a set they belong to: "id hidden" / "id embargoed until T"."""
+    images = []
+    for uuid in image_uuids[:100]:  # bounded: one read per photo
+        with contextlib.suppress(DPGError):
+            images.append(await ctx.client.get_image(uuid))
+    items = [ImageItem.of(i) for i in images]
+    await mark_hidden(ctx, images, items)
+    return [
+        f"{i.uuid} embargoed until {i.activation_time}" if i.activation_time else f"{i.uuid} hidden"
+        for i in items
+        if i.hidden
+    ]
 
 
 def _archive_id(outcome: WriteOutcome) -> str | None:
