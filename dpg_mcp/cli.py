@@ -150,8 +150,8 @@ def hosting_options(args: argparse.Namespace) -> Any:
             raise ConfigError(
                 f"--public-url must be an http(s) URL like https://mcp.example.com, got {args.public_url!r}"
             )
-    if not 0 < args.upload_max_mb <= 200:
-        raise ConfigError("--upload-max-mb must be between 0 and 200")
+    if not 0 < args.upload_max_mb <= 50:
+        raise ConfigError("--upload-max-mb must be more than 0 and at most 50")
     return HostingOptions(
         host=args.host,
         port=args.port,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -36,7 +37,9 @@ from dpg_mcp.hosting.me_cache import MeCache, MemoryMeCache, RedisMeCache
 from dpg_mcp.hosting.options import HostingOptions
 from dpg_mcp.hosting.verifier import DPGTokenVerifier
 from dpg_mcp.server.factory import DPGServer, assemble
+from dpg_mcp.server.uploads import AllowList, fetch_image_url
 from dpg_mcp.state import InMemoryWriteMemo, WriteMemo
+from dpg_mcp.tools.base import UploadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,15 @@ def build_app(
         RedisLimiter(redis, options.limits) if redis is not None else MemoryLimiter(options.limits)
     )
     verifier = DPGTokenVerifier(pool, cache, ttl_s=options.me_ttl_s)
-    callers = HostedCallers(settings, pool, verifier, memo or InMemoryWriteMemo(), guide="", guide_origin="")
+    allow = AllowList.parse(options.upload_allow)
+    uploads = UploadPolicy(
+        local_files=False,
+        max_bytes=options.upload_max_bytes,
+        fetch_url=functools.partial(fetch_image_url, allow=allow),
+    )
+    callers = HostedCallers(
+        settings, pool, verifier, memo or InMemoryWriteMemo(), guide="", guide_origin="", uploads=uploads
+    )
     server = assemble(
         callers,
         instructions="dpg-mcp: tools for a Digital Photo Gallery account.",

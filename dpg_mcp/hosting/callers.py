@@ -19,6 +19,7 @@ from dpg_mcp.hosting.clients import ClientPool
 from dpg_mcp.hosting.verifier import DPGTokenVerifier
 from dpg_mcp.server.caller import CallerRefused, DPGState, capabilities_of
 from dpg_mcp.state import WriteMemo
+from dpg_mcp.tools.base import UploadPolicy
 
 NO_CALLER = "this request carries no verified DPG token: send the header Authorization: Bearer <DPG token>"
 
@@ -33,8 +34,10 @@ class HostedCallers:
         guide: str,
         guide_origin: str,
         *,
+        uploads: UploadPolicy | None = None,
         max_callers: int = 1024,
     ) -> None:
+        self.uploads = uploads or UploadPolicy(local_files=False)
         self.settings = settings
         self.pool = pool
         self.verifier = verifier
@@ -78,6 +81,7 @@ class HostedCallers:
             guide=self.guide,
             guide_origin=self.guide_origin,
             on_refresh=forget,
+            uploads=self.uploads,
         )
         self._states[key] = (me_json, state)
         while len(self._states) > self._max:

@@ -64,6 +64,7 @@ async def call_tool(
         principal=state.principal,
         progress=_progress_fn(ctx),
         confirm=confirm_fn(ctx),
+        uploads=state.uploads,
     )
     try:
         result = await spec.handler(tctx, args)
@@ -90,7 +91,12 @@ async def call_tool(
     return success_result(result)
 
 
-def tool_for(source: CallerSource, spec: ToolSpec) -> Tool:
+def tool_for(source: CallerSource, spec: ToolSpec, *, unpublished: frozenset[str] = frozenset()) -> Tool:
+    """The SDK tool for `spec`; `unpublished` arguments are left out of its schema (hosted: file_path)."""
+    schema = input_schema(spec.input_model)
+    for name in unpublished:
+        schema.get("properties", {}).pop(name, None)
+
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult | InputRequiredResult:
         # The caller is resolved from the request itself, not taken from the middleware: one less thing a
         # bypassed or reordered middleware could get wrong.
@@ -102,7 +108,7 @@ def tool_for(source: CallerSource, spec: ToolSpec) -> Tool:
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        input_schema=input_schema(spec.input_model),
+        input_schema=schema,
         output_schema=output_schema(spec.output_model),
         annotations=annotations_for(spec),
     )

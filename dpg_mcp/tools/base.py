@@ -35,6 +35,18 @@ class Out(BaseModel):
         return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
 
+FetchUrl = Callable[[str, int], Awaitable[tuple[bytes, str]]]
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """Where upload_image may take a file from. Hosted servers never read their own disk for a caller."""
+
+    local_files: bool = True
+    max_bytes: int = 50 * 1024 * 1024
+    fetch_url: FetchUrl | None = None  # (url, max_bytes) -> (bytes, content type), SSRF-guarded by the server
+
+
 @dataclass
 class ToolContext:
     client: DPGClient
@@ -44,6 +56,7 @@ class ToolContext:
     # Elicitation when the host supports it: True = go ahead, False = declined, None = could not ask.
     confirm: Callable[[str], Awaitable[bool | None]] | None = None
     clock: Callable[[], float] = time.monotonic  # how long a many-part write has run (tests inject one)
+    uploads: UploadPolicy = field(default_factory=UploadPolicy)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -36,6 +37,7 @@ _MAGIC = (
 class UploadImageArgs(Args):
     file_path: str | None = Field(None, description="Local file on the server's machine")
     content_base64: str | None = Field(None, description="Or the file as base64")
+    url: str | None = Field(None, max_length=2048, description="Or an https URL of the file")
     filename: str | None = Field(None, min_length=1, max_length=255, description="Needed with content_base64")
     title: str | None = Field(None, max_length=191)
     description: str | None = Field(None, max_length=5000)
@@ -46,8 +48,9 @@ class UploadImageArgs(Args):
 
     @model_validator(mode="after")
     def _check(self) -> UploadImageArgs:
-        if (self.file_path is None) == (self.content_base64 is None):
-            raise ValueError("give exactly one of file_path or content_base64")
+        given = [self.file_path, self.content_base64, self.url]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of file_path, content_base64 or url")
         if self.content_base64 is not None and not self.filename:
             raise ValueError("filename is needed with content_base64")
         return self
@@ -67,40 +70,61 @@ def _content_type(data: bytes) -> str:
     raise ToolInputError("the file is not a PNG, JPEG, GIF or WebP image")
 
 
-def _read_source(args: UploadImageArgs) -> tuple[str, bytes]:
+HOSTED_NO_FILES = (
+    "file_path cannot be used: this dpg-mcp is hosted and never reads files on its own machine. "
+    "Send the file as content_base64 (with filename), or as an https url."
+)
+
+
+def _read_local(file_path: str, filename: str | None, limit: int) -> tuple[str, bytes]:
+    """A file on this machine (stdio servers only), read after its size is checked."""
+    path = Path(os.path.expanduser(file_path))
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise ToolInputError(f"file_path is not a file: {file_path}")
+        if size > limit:
+            raise ToolInputError(f"file_path is {size // 2**20} MB; the limit is {limit // 2**20} MB")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ToolInputError(f"file_path not found on the server's machine: {file_path}") from None
+    except PermissionError:
+        raise ToolInputError(f"file_path cannot be read (permission denied): {file_path}") from None
+    except OSError as exc:
+        raise ToolInputError(f"file_path cannot be read ({exc.strerror or type(exc).__name__})") from None
+    return filename or path.name, data
+
+
+async def _read_source(ctx: ToolContext, args: UploadImageArgs) -> tuple[str, bytes]:
     """(filename, bytes), checked locally before anything is sent."""
+    policy = ctx.uploads
+    limit = min(policy.max_bytes, MAX_UPLOAD_BYTES)
+    if args.url is not None:
+        if policy.fetch_url is None:
+            raise ToolInputError("url uploads are not available on this server; send content_base64")
+        data, _ = await policy.fetch_url(args.url, limit)
+        name = args.filename or Path(urlsplit(args.url).path).name or "upload"
+        return name, data
     if args.file_path is not None:
-        path = Path(os.path.expanduser(args.file_path))
-        try:
-            size = path.stat().st_size
-            if not path.is_file():
-                raise ToolInputError(f"file_path is not a file: {args.file_path}")
-            if size > MAX_UPLOAD_BYTES:
-                raise ToolInputError(
-                    f"file_path is {size // 2**20} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB"
-                )
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ToolInputError(f"file_path not found on the server's machine: {args.file_path}") from None
-        except PermissionError:
-            raise ToolInputError(f"file_path cannot be read (permission denied): {args.file_path}") from None
-        except OSError as exc:
-            raise ToolInputError(f"file_path cannot be read ({exc.strerror or type(exc).__name__})") from None
-        return args.filename or path.name, data
+        if not policy.local_files:
+            raise ToolInputError(HOSTED_NO_FILES)
+        return _read_local(args.file_path, args.filename, limit)
     raw = args.content_base64 or ""
-    if len(raw) > MAX_UPLOAD_BYTES * 4 // 3 + 8:
-        raise ToolInputError(f"content_base64 is over the {MAX_UPLOAD_BYTES // 2**20} MB limit")
+    if len(raw) > limit * 4 // 3 + 8:
+        raise ToolInputError(f"content_base64 is over the {limit / 2**20:g} MB limit")
     try:
         data = base64.b64decode("".join(raw.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ToolInputError("content_base64 is not valid base64") from None
     if not data:
         raise ToolInputError("content_base64 is empty")
+    if len(data) > limit:
+        raise ToolInputError(f"content_base64 is over the {limit / 2**20:g} MB limit")
     return args.filename or "upload", data
 
 
 async def upload_image(ctx: ToolContext, args: UploadImageArgs) -> ToolResult:
-    filename, data = _read_source(args)
+    filename, data = await _read_source(ctx, args)
     content_type = _content_type(data)
     body: dict[str, Any] = {"filename": filename}
     fields = {
