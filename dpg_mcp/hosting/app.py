@@ -71,20 +71,23 @@ def transport_security(options: HostingOptions) -> TransportSecuritySettings:
     )
 
 
-class _PublicSandbox:
-    """The mounted sandbox builds its links from the request: make them the public URL's, so a caller on
-    another machine can open them (the server itself reaches the sandbox over loopback)."""
+class _MountedSandbox:
+    """The mounted sandbox builds its links from the request's base URL (Starlette: the app's root path, not
+    the mount's): make that the mount, and with --public-url the public URL, so a caller on another machine
+    can open them although the server itself reaches the sandbox over loopback."""
 
-    def __init__(self, app: ASGIApp, public_url: str) -> None:
+    def __init__(self, app: ASGIApp, public_url: str | None) -> None:
         self.app = app
-        parts = urlsplit(public_url)
+        parts = urlsplit(public_url or "")
         self.scheme, self.netloc = parts.scheme, parts.netloc.encode()
-        self.root = parts.path.rstrip("/") + SANDBOX_PATH
+        self.prefix = parts.path.rstrip("/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            headers = [(k, v) for k, v in scope["headers"] if k != b"host"] + [(b"host", self.netloc)]
-            scope = {**scope, "scheme": self.scheme, "headers": headers, "root_path": self.root}
+            scope = {**scope, "app_root_path": self.prefix + scope.get("root_path", "")}
+            if self.netloc:
+                headers = [(k, v) for k, v in scope["headers"] if k != b"host"] + [(b"host", self.netloc)]
+                scope |= {"scheme": self.scheme, "headers": headers}
         await self.app(scope, receive, send)
 
 
@@ -102,9 +105,7 @@ def build_app(
     if options.sandbox:
         from dpg_mcp.sandbox import Sandbox, SandboxConfig
 
-        sandbox_app: ASGIApp = Sandbox(SandboxConfig()).app
-        if options.public_url:
-            sandbox_app = _PublicSandbox(sandbox_app, options.public_url)
+        sandbox_app = _MountedSandbox(Sandbox(SandboxConfig()).app, options.public_url)
         routes.append(Mount(SANDBOX_PATH, app=sandbox_app))
         connect = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
         connect = f"[{connect}]" if ":" in connect else connect

@@ -55,7 +55,12 @@ class AllowList:
     def allows(self, host: str, address: IPAddress | None = None) -> bool:
         if host.lower() in self.hosts:
             return True
-        return address is not None and any(address in net for net in self.networks)
+        if address is None:  # an address written as the host: its network may be listed
+            try:
+                address = ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                return False
+        return any(address in net for net in self.networks)
 
 
 def _public(address: IPAddress) -> bool:
