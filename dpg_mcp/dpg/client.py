@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import anyio
@@ -43,6 +43,7 @@ from dpg_mcp.dpg.models import (
     Snapshot,
     UploadTicket,
     Version,
+    page_of,
 )
 
 DEFAULT_BASE_URL = "https://api.digitalphotogallery.com"
@@ -538,8 +539,7 @@ def _build_page(resp: httpx2.Response, model: type[M], offset: int, key: str) ->
     if total is None:
         meta = _paging_meta(wrapper)
         total = _int(meta.get("total", meta.get("total_count")))
-    page_type = cast("type[Page[M]]", Page[model])  # type: ignore[valid-type]
-    return page_type(items=items, has_more=has_more, next_offset=next_offset, total=total)
+    return page_of(model, items, has_more=has_more, next_offset=next_offset, total=total)
 
 
 def _int(value: Any) -> int | None:

@@ -13,7 +13,16 @@ from .app import ResponseDropped, Sandbox, SandboxTransport
 from .auth import totp
 from .config import Faults, SandboxConfig
 
-__all__ = ["Faults", "Sandbox", "SandboxConfig", "SandboxTransport", "serve", "serve_in_thread", "totp"]
+__all__ = [
+    "Faults",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxTransport",
+    "listening_socket",
+    "serve",
+    "serve_in_thread",
+    "totp",
+]
 
 
 class _QuietDrops:
@@ -43,6 +52,22 @@ def serve(
     uvicorn.run(sb.app, host=host, port=port, log_level=uvicorn_kw.pop("log_level", "warning"), **uvicorn_kw)
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn, made as uvicorn would make it itself.
+
+    IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the socket says it is TCP,
+    and without it a response written in two parts waits out delayed ACK (~40 ms a request on loopback).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()  # e.g. the port is taken: do not leak the socket
+        raise
+    return sock
+
+
 @contextmanager
 def serve_in_thread(
     sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0, *, start_timeout: float = 10.0
@@ -56,13 +81,7 @@ def serve_in_thread(
     import uvicorn
 
     _quiet_uvicorn()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()  # e.g. the port is taken: do not leak the socket
-        raise
+    sock = listening_socket(host, port)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(sandbox.app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)

@@ -7,6 +7,8 @@ import contextlib
 
 from .config import Faults, SandboxConfig
 
+MAX_IMAGES = 200_000  # the gallery lives in memory: about 2 KB an image
+
 
 def _pair(text: str, what: str) -> tuple[str, float]:
     key, sep, value = text.rpartition("=")
@@ -18,11 +20,24 @@ def _pair(text: str, what: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
 
 
+def _image_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of images") from None
+    if not 1 <= n <= MAX_IMAGES:
+        raise argparse.ArgumentTypeError(f"--images must be between 1 and {MAX_IMAGES}, got {n}")
+    return n
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8900, help="port (default 8900)")
     parser.add_argument(
         "--seed", type=int, default=7, help="seed of the sample gallery and of fault decisions"
+    )
+    parser.add_argument(
+        "--images", type=_image_count, default=300, metavar="N", help="gallery size (default 300)"
     )
     parser.add_argument(
         "--latency",
@@ -67,6 +82,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     )
     return SandboxConfig(
         seed=args.seed,
+        images=args.images,
         faults=faults,
         operation_seconds=dict(args.op_seconds),
         large_move_threshold=args.large_move_threshold,
@@ -79,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     print(
-        f"DPG sandbox (Riverside Sound Festival, seed {config.seed}) on http://{args.host}:{args.port}"
+        f"DPG sandbox (Riverside Sound Festival, {config.images} images, seed {config.seed}) on http://{args.host}:{args.port}"
         f"  — tokens: dpg_api_live_sandbox_admin|editor|readonly|uploader|disabled. Ctrl-C stops.",
         flush=True,
     )

@@ -30,6 +30,7 @@ class Faults:
 @dataclass
 class SandboxConfig:
     seed: int = 7
+    images: int = 300  # size of the seeded gallery; tests pin the default
     faults: Faults = field(default_factory=Faults)
     operation_seconds: dict[str, float] = field(default_factory=dict)  # per Operation type
     large_move_threshold: int = 100

@@ -77,7 +77,7 @@ class Engine:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.clock = config.clock
-        self.store: Store = build_store(config.seed)
+        self.store: Store = build_store(config.seed, config.images)
         self.auth = Auth(config.clock)
         self.secret = hashlib.sha256(f"dpg-sandbox-secret:{config.seed}".encode()).digest()
         self.write_routes: list[WriteRoute] = []
@@ -234,6 +234,8 @@ class Engine:
             op.children = list(result.get("_children", []))
             if op.set_public_uuid is None and result.get("set_public_uuid"):
                 op.set_public_uuid = result["set_public_uuid"]
+        finally:
+            self.store.changed(plan.images)  # even a failed apply may have changed part of its images
         self.store.operations[op.uuid] = op
         if op.archive_uuid:
             self.store.archives[op.archive_uuid].operation_uuid = op.uuid
@@ -305,7 +307,10 @@ class Engine:
         ctx = WriteCtx(self, p, dict(request.path_params), parsed, "", base, now)
         plan = route.prepare(ctx)
         if route.op_type is None:
-            body = plan.apply()
+            try:
+                body = plan.apply()
+            finally:
+                self.store.changed(plan.images)
             self.store.idempotency[ikey] = IdemRecord(fingerprint, now, route.direct_status, None, body, {})
             self._count(p.token_id, key)
             return json_reply(body, route.direct_status)

@@ -203,8 +203,13 @@ def paging(request: Request) -> tuple[int, int]:
 def page_response(
     request: Request, items: list[Any], limit: int, offset: int, render: Callable[[Any], Any] | None = None
 ) -> Response:
-    total = len(items)
-    chunk = items[offset : offset + limit]
+    return page_reply(request, items[offset : offset + limit], len(items), offset, render)
+
+
+def page_reply(
+    request: Request, chunk: list[Any], total: int, offset: int, render: Callable[[Any], Any] | None = None
+) -> Response:
+    """A page already cut out of `total` items starting at `offset`, with the paging headers."""
     if render is not None:
         chunk = [render(x) for x in chunk]
     has_more = offset + len(chunk) < total

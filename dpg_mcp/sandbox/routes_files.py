@@ -302,6 +302,7 @@ async def _process_upload(eng: Engine, request: Request) -> Response:
         s.images.append(im.public_uuid)
         s.lead_image_public_uuid = s.lead_image_public_uuid or im.public_uuid
     store.used_tickets.add(env["transaction_uuid"])
+    store.changed([im.public_uuid])
     return json_reply({"image_public_uuid": im.public_uuid, "transaction_uuid": env["transaction_uuid"]}, 201)
 
 

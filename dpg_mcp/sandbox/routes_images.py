@@ -12,7 +12,7 @@ from . import search
 from .auth import Principal
 from .common import need_image, norm_date, path_field, read_endpoint
 from .core import Engine, Plan, WriteCtx, WriteRoute
-from .http import MISSING, Fields, check_query, json_get, page_response, paging, validation
+from .http import MISSING, Fields, check_query, json_get, page_reply, paging, validation
 from .views import image_json, versions
 
 READ = "api.images.read"
@@ -27,14 +27,13 @@ def routes(eng: Engine) -> list[BaseRoute]:
     async def list_images(request: Request, p: Principal) -> Response:
         check_query(request, search.FILTERS | {"limit", "offset"})
         limit, offset = paging(request)
-        found = search.run(list(eng.store.images.values()), search.parse_filters(request))
+        found, total = search.page(eng.store, search.parse_filters(request), limit, offset)
         base = base_of(request)
-        return page_response(request, found, limit, offset, lambda im: image_json(eng.store, im, base))
+        return page_reply(request, found, total, offset, lambda im: image_json(eng.store, im, base))
 
     async def facets(request: Request, p: Principal) -> Response:
         check_query(request, search.FILTERS)
-        found = search.run(list(eng.store.images.values()), search.parse_filters(request))
-        return json_get(request, search.facets(found))
+        return json_get(request, search.facets(search.find_all(eng.store, search.parse_filters(request))))
 
     async def get_image(request: Request, p: Principal) -> Response:
         check_query(request, set())

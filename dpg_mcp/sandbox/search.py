@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
 from .http import parse_when, q_bool, q_int, validation
-from .store import ImageRec, kw_full
+from .store import ImageRec, Store, kw_full
 
 FILTERS = {
     "query",
@@ -250,6 +252,7 @@ def matches(im: ImageRec, f: Filters) -> bool:
 
 
 def run(images: list[ImageRec], f: Filters) -> list[ImageRec]:
+    """Every match, best first, by scanning the records: the reference the index is checked against."""
     hits = [im for im in images if matches(im, f)]
     if f.terms:
         scored = [(s, im) for im in hits if (s := score(im, f.terms)) is not None]
@@ -257,6 +260,266 @@ def run(images: list[ImageRec], f: Filters) -> list[ImageRec]:
         return [im for _, im in scored]
     hits.sort(key=lambda im: (-im.created_at, im.public_uuid))
     return hits
+
+
+def page(store: Store, f: Filters, limit: int, offset: int) -> tuple[list[ImageRec], int]:
+    """One page of matches in `run`'s order, and the total, from the index: O(limit) records touched."""
+    idx = index_of(store)
+    buckets = idx.select(f)
+    total = sum(b.bit_count() for b in buckets)
+    out: list[ImageRec] = []
+    for b in buckets:
+        n = b.bit_count()
+        if offset >= n:
+            offset -= n
+            continue
+        out.extend(idx.records(_top_slots(_drop_top(b, offset), limit - len(out))))
+        offset = 0
+        if len(out) >= limit:
+            break
+    return out, total
+
+
+def find_all(store: Store, f: Filters) -> list[ImageRec]:
+    """Every match, in no particular order (facets count them)."""
+    idx = index_of(store)
+    out: list[ImageRec] = []
+    for b in idx.select(f):
+        out.extend(idx.records(_top_slots(b, b.bit_count())))
+    return out
+
+
+# --- the index -------------------------------------------------------------------------------------------
+#
+# Every image has a slot; slot order is result order (newest first, then by uuid), highest slot first, so a
+# set of images is one int used as a bitset and a page is its highest `limit` bits. Postings map a keyword,
+# namespace, rating or (field weight, word) to the bitset of its images; a query is a few big-int ANDs and
+# ORs, whatever the gallery's size. Slots of deleted images stay empty; a new image that sorts first (an
+# upload: the newest) takes the next slot, anything else rebuilds the index.
+
+
+def _top_slots(x: int, k: int) -> list[int]:
+    """The `k` highest set bits of `x`, highest first."""
+    out: list[int] = []
+    if k <= 0 or not x:
+        return out
+    s = bin(x)
+    top = len(s) - 1  # s[i] is bit top - i
+    i = s.find("1", 2)
+    while i >= 0 and len(out) < k:
+        out.append(top - i)
+        i = s.find("1", i + 1)
+    return out
+
+
+def _drop_top(x: int, k: int) -> int:
+    """`x` without its `k` highest set bits: a binary search on popcounts, no walk over the skipped bits."""
+    if k <= 0:
+        return x
+    lo, hi = 0, x.bit_length()  # smallest p with popcount(x >> p) <= k
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (x >> mid).bit_count() <= k:
+            hi = mid
+        else:
+            lo = mid + 1
+    return x & ((1 << lo) - 1)
+
+
+def _order_key(im: ImageRec) -> tuple[float, str]:
+    return (-im.created_at, im.public_uuid)
+
+
+Posting = tuple[dict[Any, int], Any]
+
+
+class Index:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.build()
+
+    def build(self) -> None:
+        self.store.touched.clear()
+        ordered = sorted(self.store.images.values(), key=_order_key, reverse=True)
+        self.recs: list[ImageRec | None] = []
+        self.keys: list[tuple[float, str]] = []
+        self.slot: dict[str, int] = {}
+        self.refs: list[list[Posting]] = []
+        self.all = 0
+        self.kw: dict[tuple[str, str], int] = {}  # (namespace or "", value lowercased)
+        self.kw_any: dict[str, int] = {}  # value lowercased, any namespace
+        self.ns: dict[str, int] = {}
+        self.rating: dict[int, int] = {}
+        self.flags: dict[str, int] = {}  # "video", "geo"
+        self.words: list[dict[str, int]] = [{}, {}, {}, {}]  # [field weight][token]
+        self._vocab: list[str] | None = None
+        for im in ordered:
+            self._append(im)
+
+    def _append(self, im: ImageRec) -> None:
+        slot = len(self.recs)
+        self.recs.append(im)
+        self.keys.append(_order_key(im))
+        self.refs.append([])
+        self.slot[im.public_uuid] = slot
+        self._add(slot, im)
+
+    def _add(self, slot: int, im: ImageRec) -> None:
+        bit = 1 << slot
+        refs: list[Posting] = []
+
+        def post(d: dict[Any, int], key: Any) -> None:
+            d[key] = d.get(key, 0) | bit
+            refs.append((d, key))
+
+        for ns, v in dict.fromkeys(im.keywords):
+            post(self.kw, (ns or "", v.lower()))
+            post(self.kw_any, v.lower())
+            post(self.ns, ns or "")
+        post(self.rating, im.rating)
+        if im.has_video:
+            post(self.flags, "video")
+        if im.geo is not None:
+            post(self.flags, "geo")
+        for weight, toks in _fields(im):
+            for t in set(toks):
+                if t not in self.words[weight]:
+                    self._vocab = None
+                post(self.words[weight], t)
+        self.refs[slot] = refs
+        self.all |= bit
+
+    def _remove(self, slot: int) -> None:
+        mask = ~(1 << slot)
+        for d, key in self.refs[slot]:
+            if key in d:  # one image may post the same key twice (a word in two fields of a weight)
+                rest = d[key] & mask
+                if rest:
+                    d[key] = rest
+                else:
+                    del d[key]
+                    self._vocab = None
+        self.refs[slot] = []
+        self.all &= mask
+
+    def sync(self) -> None:
+        """Take in what changed since the last query (see Store.changed)."""
+        store = self.store
+        touched, store.touched = store.touched, set()
+        added: list[ImageRec] = []
+        for u in touched:
+            slot = self.slot.get(u)
+            im = store.images.get(u)
+            if slot is not None:
+                self._remove(slot)
+                if im is None:
+                    del self.slot[u]
+                    self.recs[slot] = None
+                    continue
+                if _order_key(im) != self.keys[slot]:
+                    return self.build()
+                self.recs[slot] = im
+                self._add(slot, im)
+            elif im is not None:
+                added.append(im)
+        if len(self.slot) + len(added) != len(store.images):  # changed without telling us: start over
+            return self.build()
+        for im in sorted(added, key=_order_key, reverse=True):
+            first = next((k for k in reversed(self.keys) if k is not None), None)
+            if first is not None and _order_key(im) >= first:
+                return self.build()  # would not sort first: no free slot in the right place
+            self._append(im)
+        if len(self.recs) > 2 * len(self.slot) + 64:
+            self.build()  # mostly empty slots after many deletes
+
+    def records(self, slots: list[int]) -> list[ImageRec]:
+        return [r for s in slots if (r := self.recs[s]) is not None]
+
+    def vocab(self) -> list[str]:
+        if self._vocab is None:
+            self._vocab = sorted(set().union(*self.words[1:]))
+        return self._vocab
+
+    # --- queries ---------------------------------------------------------------------------------------
+    def select(self, f: Filters) -> list[int]:
+        """The matches as bitsets, one per score, best score first (a single one without a text query)."""
+        mask = self.all
+        if f.keyword is not None:
+            ns, val = f.keyword
+            mask &= self.kw_any.get(val.lower(), 0) if ns is None else self.kw.get((ns, val.lower()), 0)
+        elif f.namespace is not None:
+            mask &= self.ns.get(f.namespace, 0)
+        if f.rating is not None:
+            mask &= self.rating.get(f.rating, 0)
+        if f.min_rating is not None:
+            mask &= _or(b for r, b in self.rating.items() if r >= (f.min_rating or 0))
+        for flag, want in (("video", f.has_video), ("geo", f.has_geo)):
+            if want is not None:
+                bits = self.flags.get(flag, 0)
+                mask &= bits if want else ~bits
+        if f.exif_property is not None or f.exif_value is not None or f.ranges or f.bbox is not None:
+            mask = self._residual(mask, f)
+        if not f.terms:
+            return [mask] if mask else []
+        buckets = {0: mask}
+        for term in f.terms:
+            exact = self._weights(term, _or(buckets.values()))
+            nxt: dict[int, int] = {}
+            for total, b in buckets.items():
+                for w in (0,) if term.mode == "-" else (1, 2, 3) if term.mode == "+" else (0, 1, 2, 3):
+                    hit = b & exact[w]
+                    if hit:
+                        nxt[total + w] = nxt.get(total + w, 0) | hit
+            buckets = nxt
+        if any(t.mode == "" for t in f.terms) and not any(t.mode == "+" for t in f.terms):
+            buckets.pop(0, None)  # optional words only: at least one must match
+        return [buckets[s] for s in sorted(buckets, reverse=True)]
+
+    def _weights(self, term: Term, among: int) -> list[int]:
+        """Per weight 0..3: the images whose best field weight for `term` is exactly that."""
+        if term.kind == "word":
+            per = [0] + [self.words[w].get(term.text, 0) for w in (1, 2, 3)]
+        elif term.kind == "prefix":
+            vocab = self.vocab()
+            start = bisect.bisect_left(vocab, term.text)
+            end = bisect.bisect_left(vocab, term.text + "\U0010ffff")
+            per = [0] + [_or(self.words[w].get(t, 0) for t in vocab[start:end]) for w in (1, 2, 3)]
+        else:
+            # Every word of the phrase somewhere, then check the order on those few records.
+            cand = among
+            for t in term.text.split():
+                cand &= _or(self.words[w].get(t, 0) for w in (1, 2, 3))
+            per = [0, 0, 0, 0]
+            for slot in _top_slots(cand, cand.bit_count()):
+                im = self.recs[slot]
+                w = _term_weight(term, _fields(im)) if im is not None else 0
+                per[w] |= 1 << slot
+        w3, w2, w1 = per[3], per[2] & ~per[3], per[1] & ~per[2] & ~per[3]
+        return [self.all & ~(w1 | w2 | w3), w1, w2, w3]
+
+    def _residual(self, mask: int, f: Filters) -> int:
+        """Filters with no posting (exif, date ranges, bbox): checked on each candidate record."""
+        for slot in _top_slots(mask, mask.bit_count()):
+            im = self.recs[slot]
+            if im is None or not matches(im, f):
+                mask &= ~(1 << slot)
+        return mask
+
+
+def _or(bitsets: Iterable[int]) -> int:
+    out = 0
+    for b in bitsets:
+        out |= b
+    return out
+
+
+def index_of(store: Store) -> Index:
+    idx = store.search_index
+    if not isinstance(idx, Index):
+        idx = store.search_index = Index(store)
+    else:
+        idx.sync()
+    return idx
 
 
 def facets(images: list[ImageRec]) -> dict[str, Any]:

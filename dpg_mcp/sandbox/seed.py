@@ -1,4 +1,8 @@
-"""The deterministic sample gallery: "Riverside Sound Festival", three days, ~300 images."""
+"""The deterministic sample gallery: "Riverside Sound Festival", three days, 300 images by default.
+
+`images=N` seeds a larger (or smaller) gallery for benchmarks: the same loop runs longer each day. Every size
+is deterministic, and the default size is the gallery the tests pin.
+"""
 
 from __future__ import annotations
 
@@ -68,7 +72,7 @@ def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
 
-def build_store(seed: int) -> Store:
+def build_store(seed: int, images: int = 300) -> Store:
     store = Store(seed=seed)
     rng = random.Random(f"dpg-sandbox-seed:{seed}")
     store.metadata_profiles = [
@@ -154,8 +158,9 @@ def build_store(seed: int) -> Store:
 
     n = 0
     video_slots = {17, 58, 101, 144, 203, 262}
+    per_day = -(-images // len(DAYS))  # ceil: 100 a day at the default 300
     for d, (day, abbr, date) in enumerate(DAYS):
-        for i in range(100):
+        for i in range(min(per_day, images - d * per_day)):
             stage_i = i % 3
             artist = ARTISTS[d * 6 + stage_i * 2 + (i // 3) % 2]
             stage = STAGES[stage_i]

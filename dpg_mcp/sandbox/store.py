@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +130,10 @@ class IdemRecord:
 
 @dataclass
 class Store:
+    """The gallery. Writes go through the engine, which calls `changed()` after each one: the search index and
+    the image-to-sets map are kept current from that. Code that edits records directly (a test) calls
+    `changed([uuid, ...])` too."""
+
     seed: int
     images: dict[str, ImageRec] = field(default_factory=dict)
     sets: dict[str, SetRec] = field(default_factory=dict)
@@ -142,16 +147,34 @@ class Store:
     apply_counts: dict[str, int] = field(default_factory=dict)
     used_tickets: set[str] = field(default_factory=set)
     rng: random.Random = field(default_factory=random.Random)
+    # Derived data, not part of the gallery: bumped/filled by changed(), read by search and views.
+    generation: int = 0
+    touched: set[str] = field(default_factory=set)  # images changed since the search index last looked
+    search_index: Any = field(default=None, repr=False, compare=False)  # search.Index, built on first use
+    _sets_of: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
+    _sets_of_generation: int = -1
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"dpg-sandbox-ids:{self.seed}")
+
+    def changed(self, image_uuids: Iterable[str] = ()) -> None:
+        """Something was written: these images (maybe none; maybe new or deleted ones) need re-indexing."""
+        self.generation += 1
+        self.touched.update(image_uuids)
 
     def new_uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     # --- set helpers -------------------------------------------------------------
     def set_ids_of_image(self, image_uuid: str) -> list[str]:
-        return [s.public_uuid for s in self.sets_in_tree_order() if image_uuid in s.images]
+        # One pass over every set per write, not per image shown: a page stays O(limit) in a big gallery.
+        if self._sets_of is None or self._sets_of_generation != self.generation:
+            sets_of: dict[str, list[str]] = {}
+            for s in self.sets_in_tree_order():
+                for u in dict.fromkeys(s.images):
+                    sets_of.setdefault(u, []).append(s.public_uuid)
+            self._sets_of, self._sets_of_generation = sets_of, self.generation
+        return list(self._sets_of.get(image_uuid, ()))
 
     def sets_in_tree_order(self) -> list[SetRec]:
         out: list[SetRec] = []
