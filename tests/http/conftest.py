@@ -197,3 +197,83 @@ def sets_named(api_url: str, name: str) -> int:
     )
     resp.raise_for_status()
     return walk(resp.json())
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+@dataclass
+class Redis:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
+@contextmanager
+def redis_server(tmp: Path) -> Iterator[Redis]:
+    """A real redis-server on a free loopback port, nothing persisted, stopped at the end."""
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("redis-server is not installed (.ci/run installs the Debian package)")
+    port = free_port()
+    args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    args += ["--dir", str(tmp)]
+    with (tmp / f"redis-{port}.log").open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield Redis(f"redis://127.0.0.1:{port}/0", proc)
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+class Alternating(httpx2.AsyncBaseTransport):
+    """Sends each request to the next replica in turn (a round-robin load balancer inside the client)."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.turn = 0
+        self.sent: list[int] = []
+        self.inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        port = self.ports[self.turn % len(self.ports)]
+        self.turn += 1
+        self.sent.append(port)
+        request.url = request.url.copy_with(port=port)
+        request.headers["host"] = f"127.0.0.1:{port}"
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@asynccontextmanager
+async def connect_alternating(
+    ports: list[int], token: str, mode: str, **kw: Any
+) -> AsyncIterator[tuple[Client, Alternating]]:
+    lb = Alternating(ports)
+    async with (
+        httpx2.AsyncClient(
+            transport=lb, headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(60.0)
+        ) as http,
+        Client(
+            streamable_http_client(f"http://127.0.0.1:{ports[0]}/mcp", http_client=http), mode=mode, **kw
+        ) as client,
+    ):
+        yield client, lb
