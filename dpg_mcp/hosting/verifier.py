@@ -41,6 +41,9 @@ class DPGTokenVerifier(TokenVerifier):
         self.refused_ttl_s = refused_ttl_s
         # One /v1/me in flight per token per process: fifty parallel first requests make one DPG call.
         self._inflight: dict[str, anyio.Event] = {}
+        # The AccessToken built from a cache entry, reused while the entry is the same answer (parsing /v1/me
+        # on every request would cost more than the rest of the check).
+        self._built: dict[str, tuple[dict[str, Any], AccessToken]] = {}
 
     async def verify_token(self, token: str) -> AccessToken | None:
         token = token.strip()
@@ -48,6 +51,17 @@ class DPGTokenVerifier(TokenVerifier):
             return None
         key = token_key(token)
         entry = await self._entry(token, key)
+        built = self._built.get(key)
+        if built is not None and (built[0] is entry or built[0] == entry):
+            return built[1]
+        access = self._build(token, key, entry)
+        if access is not None:
+            if len(self._built) >= 4096:
+                self._built.clear()
+            self._built[key] = (entry, access)
+        return access
+
+    def _build(self, token: str, key: str, entry: dict[str, Any]) -> AccessToken | None:
         status = entry.get("status")
         if status == "unauthorized":
             return None
@@ -69,6 +83,7 @@ class DPGTokenVerifier(TokenVerifier):
         )
 
     async def forget(self, key: str) -> None:
+        self._built.pop(key, None)
         await self.cache.drop(key)
 
     async def _entry(self, token: str, key: str) -> dict[str, Any]:
