@@ -285,16 +285,19 @@ async def _check(settings: Settings, as_json: bool) -> None:
     )
 
 
-async def _serve_http(settings: Settings, options: Any) -> None:
+async def _serve_http(settings: Settings, options: Any, ledger_spec: str | None = None) -> None:
     import uvicorn
 
     from dpg_mcp.hosting.app import build_app
+    from dpg_mcp.ledger import open_ledger
 
     redis = None
     if options.redis_url:
         redis = await _connect_redis(options.redis_url)
+    # With Redis every replica shares the ledger; without, the SQLite file (one replica, survives restarts).
+    ledger = open_ledger(ledger_spec, redis_url=options.redis_url)
     try:
-        hosted = build_app(settings, options, redis=redis)
+        hosted = build_app(settings, options, redis=redis, ledger=ledger)
         where = "the DPG sandbox mounted at /sandbox" if options.sandbox else hosted.api_url
         mode = "stateless" if options.stateless else "sessions for 2025-11-25 clients"
         print(
@@ -316,6 +319,7 @@ async def _serve_http(settings: Settings, options: Any) -> None:
         )
         await uvicorn.Server(config).serve()
     finally:
+        await ledger.aclose()
         if redis is not None:
             await redis.aclose()
 
@@ -370,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         if args.command == "serve" and args.transport == "http":
             # No process token: each request brings its caller's.
-            anyio.run(_serve_http, settings, hosting_options(args))
+            anyio.run(_serve_http, settings, hosting_options(args), args.ledger)
             return 0
         settings.secret()  # fail fast and clearly when no token is set
         if args.command == "check":

@@ -36,9 +36,9 @@ from dpg_mcp.hosting.limits import Limiter, MemoryLimiter, RedisLimiter
 from dpg_mcp.hosting.me_cache import MeCache, MemoryMeCache, RedisMeCache
 from dpg_mcp.hosting.options import HostingOptions
 from dpg_mcp.hosting.verifier import DPGTokenVerifier
+from dpg_mcp.ledger import Ledger, MemoryLedger
 from dpg_mcp.server.factory import DPGServer, assemble
 from dpg_mcp.server.uploads import AllowList, fetch_image_url
-from dpg_mcp.state import InMemoryWriteMemo, WriteMemo
 from dpg_mcp.tools.base import UploadPolicy
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def build_app(
     settings: Settings,
     options: HostingOptions,
     *,
-    memo: WriteMemo | None = None,
+    ledger: Ledger | None = None,
     redis: Any | None = None,
     log_level: Any = "WARNING",
 ) -> Hosted:
@@ -124,7 +124,7 @@ def build_app(
         fetch_url=functools.partial(fetch_image_url, allow=allow),
     )
     callers = HostedCallers(
-        settings, pool, verifier, memo or InMemoryWriteMemo(), guide="", guide_origin="", uploads=uploads
+        settings, pool, verifier, ledger or MemoryLedger(), guide="", guide_origin="", uploads=uploads
     )
     server = assemble(
         callers,

@@ -17,8 +17,8 @@ from dpg_mcp.dpg.models import Me
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.hosting.clients import ClientPool
 from dpg_mcp.hosting.verifier import DPGTokenVerifier
-from dpg_mcp.server.caller import CallerRefused, DPGState, capabilities_of
-from dpg_mcp.state import WriteMemo
+from dpg_mcp.ledger import Ledger
+from dpg_mcp.server.caller import CallerRefused, DPGState, capabilities_of, origin_of
 from dpg_mcp.tools.base import UploadPolicy
 
 NO_CALLER = "this request carries no verified DPG token: send the header Authorization: Bearer <DPG token>"
@@ -30,7 +30,7 @@ class HostedCallers:
         settings: Settings,
         pool: ClientPool,
         verifier: DPGTokenVerifier,
-        memo: WriteMemo,
+        ledger: Ledger,
         guide: str,
         guide_origin: str,
         *,
@@ -41,7 +41,7 @@ class HostedCallers:
         self.settings = settings
         self.pool = pool
         self.verifier = verifier
-        self.memo = memo
+        self.ledger = ledger
         self.guide = guide
         self.guide_origin = guide_origin
         self._states: OrderedDict[str, tuple[dict[str, Any], DPGState]] = OrderedDict()
@@ -74,7 +74,10 @@ class HostedCallers:
         state = DPGState(
             settings=self.settings,
             client=client,
-            runner=WriteRunner(client, self.memo, budget_s=self.settings.wait_budget_s),
+            # The ledger is shared (Redis with replicas): a resend through another replica finds its entry.
+            runner=WriteRunner(
+                client, self.ledger, budget_s=self.settings.wait_budget_s, origin=origin_of(client, me)
+            ),
             principal=access.client_id,
             me=me,
             capabilities=capabilities_of(me),
