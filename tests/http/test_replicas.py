@@ -3,14 +3,29 @@ replica answers any request (stateless), and what must be shared lives in Redis.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+import httpx2
 import pytest
 import redis as redis_sync
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import TextContent
 
-from .conftest import TOKENS, Proc, Redis, connect_alternating, dpg_mcp_http, redis_server, sandbox_proc
+from .conftest import (
+    TOKENS,
+    Proc,
+    Redis,
+    connect_alternating,
+    dpg_mcp_http,
+    redis_server,
+    sandbox_proc,
+    sets_named,
+)
 
 
 @dataclass
@@ -66,3 +81,122 @@ def test_the_me_cache_and_limits_live_in_redis(cluster: Cluster) -> None:
     assert any(k.startswith("dpg-mcp:limit:") for k in keys)
     assert not any(token.encode() in dump for token in TOKENS.values())
     assert not any(token in k for token in TOKENS.values() for k in keys)
+
+
+def _to(request: httpx2.Request, port: int) -> httpx2.Request:
+    """The same request (same body, same headers) sent to another replica."""
+    headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"host"]
+    headers.append((b"host", f"127.0.0.1:{port}".encode()))
+    return httpx2.Request(
+        request.method, request.url.copy_with(port=port), headers=headers, content=request.content
+    )
+
+
+class DropFirstAnswer(httpx2.AsyncBaseTransport):
+    """Round-robin, except the first request whose body holds `needle`: replica A runs it to the end, its
+    answer is thrown away (lost on the way back), and the same request goes to replica B."""
+
+    def __init__(self, ports: list[int], needle: bytes) -> None:
+        self.ports, self.needle = ports, needle
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.turn = 0
+        self.dropped: list[bytes] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = request.content
+        if self.needle in body and not self.dropped:
+            lost = await self.inner.handle_async_request(_to(request, self.ports[0]))
+            self.dropped.append(await lost.aread())
+            return await self.inner.handle_async_request(_to(request, self.ports[1]))
+        self.turn += 1
+        return await self.inner.handle_async_request(_to(request, self.ports[self.turn % 2]))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_create_whose_answer_is_lost_resent_through_the_other_replica_makes_one_set(
+    cluster: Cluster, mode: str
+) -> None:
+    name = f"Lost answer ({mode})"
+    lb = DropFirstAnswer(cluster.ports, b'"create_set"')
+    async with (
+        httpx2.AsyncClient(
+            transport=lb, headers={"Authorization": f"Bearer {TOKENS['editor']}"}, timeout=90
+        ) as http,
+        Client(streamable_http_client(cluster.replicas[0].mcp, http_client=http), mode=mode) as client,
+    ):
+        result = await client.call_tool("create_set", {"name": name})
+    assert len(lb.dropped) == 1 and b"Set created" in lb.dropped[0]  # replica A did create it
+    assert not result.is_error, result.content
+    text = " ".join(c.text for c in result.content if isinstance(c, TextContent))
+    assert "nothing created twice" in text, text  # B replayed A's create (the same key)
+    assert sets_named(cluster.sandbox.url, name) == 1  # counted in the store, not in the ledger
+
+
+@dataclass
+class Killer:
+    proc: subprocess.Popen[bytes]
+    after_s: float
+
+
+class KillMidWrite(httpx2.AsyncBaseTransport):
+    """Round-robin, except the first request whose body holds `needle`: it goes to replica A, which is
+    SIGKILLed while the write is in flight; the same request then goes to replica B."""
+
+    def __init__(self, ports: list[int], needle: bytes, killer: Killer) -> None:
+        self.ports, self.needle, self.killer = ports, needle, killer
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.turn = 0
+        self.killed_mid_request = False
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self.needle in request.content and not self.killed_mid_request:
+            async with anyio.create_task_group() as tg:
+
+                async def kill() -> None:
+                    await anyio.sleep(self.killer.after_s)
+                    self.killer.proc.kill()
+
+                tg.start_soon(kill)
+                try:
+                    answer = await self.inner.handle_async_request(_to(request, self.ports[0]))
+                    await answer.aread()
+                except httpx2.TransportError:
+                    self.killed_mid_request = True
+                else:
+                    raise AssertionError("replica A answered before it was killed: lengthen the latency")
+            return await self.inner.handle_async_request(_to(request, self.ports[1]))
+        self.turn += 1
+        port = self.ports[1] if self.killed_mid_request else self.ports[self.turn % 2]  # A is gone now
+        return await self.inner.handle_async_request(_to(request, port))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_killing_a_replica_mid_write_loses_nothing_and_doubles_nothing(
+    tmp_path: Path, redis: Redis, mode: str
+) -> None:
+    """A's create is in flight at DPG (slow: 3 s) when A dies. B's resend finds A's ledger entry, waits for
+    its lease to lapse (no heartbeat from a dead replica), then sends the same key: one set."""
+    name = f"Killed mid-write ({mode})"
+    with sandbox_proc(tmp_path, "--latency", "/v1/sets=3") as sandbox:
+        common = ["--api-url", sandbox.url, "--redis-url", redis.url, "--stateless", "--wait-seconds", "60"]
+        with (
+            dpg_mcp_http(tmp_path, *common, name="kill-a") as a,
+            dpg_mcp_http(tmp_path, *common, name="kill-b") as b,
+        ):
+            ports = [int(p.url.rsplit(":", 1)[1]) for p in (a, b)]
+            lb = KillMidWrite(ports, b'"create_set"', Killer(a.proc, after_s=1.0))
+            with anyio.fail_after(120):
+                async with (
+                    httpx2.AsyncClient(
+                        transport=lb, headers={"Authorization": f"Bearer {TOKENS['editor']}"}, timeout=110
+                    ) as http,
+                    Client(streamable_http_client(b.mcp, http_client=http), mode=mode) as client,
+                ):
+                    result = await client.call_tool("create_set", {"name": name})
+            assert lb.killed_mid_request and a.proc.poll() is not None
+            assert not result.is_error, result.content
+            assert sets_named(sandbox.url, name) == 1
