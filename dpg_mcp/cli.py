@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="MCP server for the Digital Photo Gallery API. The token comes from $DPG_TOKEN.",
     )
     parser.add_argument("--version", action="version", version=f"dpg-mcp {__version__}")
+    parser.add_argument(
+        "--stdio",
+        action="store_true",
+        help="serve MCP on stdio (the default without a command; says so in `docker run -i … --stdio`)",
+    )
     _common(parser)
     sub = parser.add_subparsers(dest="command")
     check = sub.add_parser("check", help="show the account, scopes and the tools this token would expose")
@@ -125,6 +131,12 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
         help="accept browser requests from this Origin (repeatable; $DPG_MCP_ALLOWED_ORIGINS)",
     )
     http.add_argument(
+        "--replica-id",
+        default=env("DPG_MCP_REPLICA_ID"),
+        metavar="ID",
+        help="prefix of this replica's session ids, for a load balancer that routes sessions by it",
+    )
+    http.add_argument(
         "--redis-url",
         default=env("REDIS_URL"),
         help="share the write ledger, the /v1/me cache and the limits across replicas ($REDIS_URL)",
@@ -157,6 +169,8 @@ def hosting_options(args: argparse.Namespace) -> Any:
             raise ConfigError(
                 f"--public-url must be an http(s) URL like https://mcp.example.com, got {args.public_url!r}"
             )
+    if args.replica_id and not re.fullmatch(r"[a-z0-9-]{1,16}", args.replica_id):
+        raise ConfigError("--replica-id must be 1-16 lowercase letters, digits or dashes")
     if not 0 < args.upload_max_mb <= 50:
         raise ConfigError("--upload-max-mb must be more than 0 and at most 50")
     return HostingOptions(
@@ -173,6 +187,7 @@ def hosting_options(args: argparse.Namespace) -> Any:
         upload_max_bytes=int(args.upload_max_mb * 1024 * 1024),
         upload_allow=tuple(args.upload_allow),
         sandbox=bool(getattr(args, "sandbox", False)),
+        replica_id=args.replica_id or None,
     )
 
 

@@ -147,7 +147,10 @@ def build_app(
     mcp_asgi = AuthContextMiddleware(mcp_asgi)
     mcp_asgi = AuthenticationMiddleware(mcp_asgi, backend=BearerAuthBackend(verifier))
     mcp_asgi = FrontDoor(
-        mcp_asgi, security=transport_security(options), max_body_bytes=options.max_body_bytes
+        mcp_asgi,
+        security=transport_security(options),
+        max_body_bytes=options.max_body_bytes,
+        replica_id=options.replica_id,
     )
 
     async def healthz(request: Request) -> JSONResponse:

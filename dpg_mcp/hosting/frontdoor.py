@@ -64,10 +64,34 @@ def _rpc_summary(body: bytes) -> tuple[str | None, str | None]:
 
 
 class FrontDoor:
-    def __init__(self, app: ASGIApp, *, security: TransportSecuritySettings, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        security: TransportSecuritySettings,
+        max_body_bytes: int,
+        replica_id: str | None = None,
+    ) -> None:
         self.app = app
         self.security = TransportSecurityMiddleware(security)
         self.max_body = max_body_bytes
+        # Sessions (2025-11-25) live in one replica: its id prefixes the Mcp-Session-Id it hands out, so a
+        # load balancer routes a session's requests by that prefix (compose.yaml's nginx does).
+        self.prefix = f"{replica_id}.".encode() if replica_id else b""
+
+    def _session_in(self, scope: Scope) -> Scope:
+        headers = scope["headers"]
+        for i, (k, v) in enumerate(headers):
+            if k == b"mcp-session-id" and v.startswith(self.prefix):
+                headers = [*headers[:i], (k, v[len(self.prefix) :]), *headers[i + 1 :]]
+                return {**scope, "headers": headers}
+        return scope
+
+    def _session_out(self, message: Message) -> Message:
+        headers = [
+            (k, self.prefix + v if k.lower() == b"mcp-session-id" else v) for k, v in message["headers"]
+        ]
+        return {**message, "headers": headers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,7 +104,12 @@ class FrontDoor:
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 info["status"] = message["status"]
+                if self.prefix:
+                    message = self._session_out(message)
             await send(message)
+
+        if self.prefix:
+            scope = self._session_in(scope)
 
         try:
             await self._handle(scope, receive, send_logged, info)

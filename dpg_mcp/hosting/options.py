@@ -24,6 +24,7 @@ class HostingOptions:
     # Hosts or networks (CIDR) an upload URL may point to although they are loopback, private or link-local.
     upload_allow: tuple[str, ...] = ()
     sandbox: bool = False
+    replica_id: str | None = None  # prefixes session ids so a load balancer can keep a session on its replica
 
     @property
     def base_url(self) -> str:

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -14,7 +15,7 @@ import pytest
 import redis as redis_sync
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import TextContent
+from mcp.types import ElicitResult, TextContent
 
 from .conftest import (
     TOKENS,
@@ -200,3 +201,72 @@ async def test_killing_a_replica_mid_write_loses_nothing_and_doubles_nothing(
             assert lb.killed_mid_request and a.proc.poll() is not None
             assert not result.is_error, result.content
             assert sets_named(sandbox.url, name) == 1
+
+
+class BySessionPrefix(httpx2.AsyncBaseTransport):
+    """What compose.yaml's nginx does: a request carrying a session id goes to the replica named by its
+    prefix; one without (initialize, 2026-07-28 requests) goes round-robin."""
+
+    def __init__(self, replicas: dict[str, int]) -> None:
+        self.replicas = replicas
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.turn = 0
+        self.routed: list[tuple[str, int]] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        session = request.headers.get("mcp-session-id", "")
+        prefix = session.split(".", 1)[0] if "." in session else ""
+        if prefix in self.replicas:
+            port = self.replicas[prefix]
+        else:
+            self.turn += 1
+            port = list(self.replicas.values())[self.turn % len(self.replicas)]
+        self.routed.append((session, port))
+        return await self.inner.handle_async_request(_to(request, port))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_sessions_stay_on_their_replica_when_the_balancer_routes_by_the_id_prefix(
+    tmp_path: Path, redis: Redis
+) -> None:
+    """2025-11-25 clients keep sessions (and mid-call questions) behind two stateful replicas."""
+    with sandbox_proc(tmp_path) as sandbox:
+        common = ["--api-url", sandbox.url, "--redis-url", redis.url]
+        with (
+            dpg_mcp_http(tmp_path, *common, "--replica-id", "a", name="sess-a") as a,
+            dpg_mcp_http(tmp_path, *common, "--replica-id", "b", name="sess-b") as b,
+        ):
+            ports = {"a": int(a.url.rsplit(":", 1)[1]), "b": int(b.url.rsplit(":", 1)[1])}
+            asked: list[str] = []
+
+            async def accept(ctx: object, params: Any) -> ElicitResult:
+                asked.append(params.message)
+                return ElicitResult(action="accept", content={"confirm": True})
+
+            sessions = []
+            lb = BySessionPrefix(ports)  # one balancer in front of both clients
+            for _ in range(2):  # two clients: the balancer puts them on different replicas
+                lb.routed = []
+                async with (
+                    httpx2.AsyncClient(
+                        transport=lb, headers={"Authorization": f"Bearer {TOKENS['admin']}"}
+                    ) as http,
+                    Client(
+                        streamable_http_client(a.mcp, http_client=http),
+                        mode="legacy",
+                        elicitation_callback=accept,
+                    ) as client,
+                ):
+                    page = await client.call_tool("search_images", {"limit": 1})
+                    image = page.structured_content["images"][0]["uuid"]  # type: ignore[index]
+                    result = await client.call_tool("delete_image", {"image_uuids": [image]})
+                    assert not result.is_error, result.content
+                ids = {s for s, _ in lb.routed if s}
+                assert len(ids) == 1, ids  # one session for the whole client
+                (sid,) = ids
+                assert {p for s, p in lb.routed if s == sid} == {ports[sid[0]]}  # always its own replica
+                sessions.append(sid[0])
+            assert sorted(sessions) == ["a", "b"]
+            assert len(asked) == 2  # each delete asked mid-call, over its session

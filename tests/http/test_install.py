@@ -1,0 +1,98 @@
+"""Ways to install, checked without Docker: the image's command line and health check run as the image would
+run them; the Dockerfile lints clean (hadolint); compose.yaml is valid against the Compose schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from .conftest import free_port, sandbox_proc, stop, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _final_stage(text: str) -> list[str]:
+    """Instructions of the Dockerfile's last stage, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    lines = [ln.strip() for ln in joined.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    last_from = max(i for i, ln in enumerate(lines) if ln.upper().startswith("FROM "))
+    return lines[last_from:]
+
+
+def _image() -> tuple[dict[str, str], list[str], list[str]]:
+    """(ENV, ENTRYPOINT + CMD, HEALTHCHECK command) of the image."""
+    env: dict[str, str] = {}
+    entry: list[str] = []
+    cmd: list[str] = []
+    health: list[str] = []
+    for line in _final_stage((ROOT / "Dockerfile").read_text()):
+        word, _, rest = line.partition(" ")
+        if word == "ENV":
+            env.update(dict(re.findall(r"(\w+)=(\S+)", rest)))
+        elif word == "ENTRYPOINT":
+            entry = json.loads(rest)
+        elif word == "CMD":
+            cmd = json.loads(rest)
+        elif word == "HEALTHCHECK":
+            health = json.loads(rest[rest.index("CMD ") + 4 :])
+    return env, entry + cmd, health
+
+
+def test_the_image_command_line_serves_http_and_passes_its_health_check(tmp_path: Path) -> None:
+    env, command, health = _image()
+    assert command[:1] == ["dpg-mcp"] and env["DPG_MCP_PORT"] == "8000" and health
+    port = free_port()
+    with sandbox_proc(tmp_path) as sandbox:
+        # As in the image, but on loopback (tests never bind elsewhere) and a free port, against the sandbox.
+        run_env = {**os.environ, **env, "DPG_MCP_HOST": "127.0.0.1", "DPG_MCP_PORT": str(port)}
+        run_env |= {"DPG_API_URL": sandbox.url, "PATH": f"{BIN}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+        with (tmp_path / "image.log").open("wb") as log:
+            proc = subprocess.Popen(command, env=run_env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+            probe = subprocess.run(
+                [str(BIN / "python"), *health[1:]], env=run_env, timeout=30, capture_output=True
+            )
+            assert probe.returncode == 0, probe.stderr
+            assert httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()["ready"] is True
+            unauth = httpx2.post(f"http://127.0.0.1:{port}/mcp", json={}, timeout=5)
+            assert unauth.status_code == 401
+        finally:
+            stop(proc)
+        probe = subprocess.run(
+            [str(BIN / "python"), *health[1:]], env=run_env, timeout=30, capture_output=True
+        )
+        assert probe.returncode != 0  # the health check fails once the server is gone
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[dev]')")
+    return path
+
+
+def test_the_dockerfile_lints_clean_with_hadolint() -> None:
+    done = subprocess.run(
+        [_tool("hadolint"), str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_yaml_is_valid_against_the_compose_schema() -> None:
+    done = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(ROOT / "compose.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
