@@ -64,10 +64,15 @@ def transport_security(options: HostingOptions) -> TransportSecuritySettings:
     public = urlsplit(options.base_url)
     if public.netloc:
         hosts.update({public.netloc, f"{public.hostname}:*", public.hostname or ""})
+    origins = set(options.allowed_origins)
+    if options.host in ("127.0.0.1", "localhost", "::1"):
+        # Bound to loopback (a developer's machine): pages served from this machine may call it, as the SDK
+        # allows by default. A server bound elsewhere accepts only the origins it is told.
+        origins |= {"http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"}
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=sorted(h for h in hosts if h),
-        allowed_origins=sorted(options.allowed_origins),
+        allowed_origins=sorted(origins),
     )
 
 
