@@ -96,3 +96,45 @@ def test_compose_yaml_is_valid_against_the_compose_schema() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _version() -> str:
+    match = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert match
+    return match.group(1)
+
+
+def test_server_json_is_valid_against_the_registry_schema_and_current() -> None:
+    """server.json for the MCP registry, checked against the official schema it names (as shipped in the
+    skillsaw package) and against this checkout: same version, same name as the README's ownership marker."""
+    pytest.importorskip("skillsaw")
+    from importlib.resources import files
+
+    data = json.loads((ROOT / "server.json").read_text())
+    assert data["$schema"].endswith("/2025-12-11/server.schema.json")
+    schema = files("skillsaw") / "schemas" / "mcp_registry" / "v2025_12_11" / "server.schema.json"
+    done = subprocess.run(
+        [_tool("check-jsonschema"), "--schemafile", str(schema), str(ROOT / "server.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert data["version"] == _version() and {p["version"] for p in data["packages"]} == {_version()}
+    assert f"mcp-name: {data['name']}" in (ROOT / "README.md").read_text()
+    env = {v["name"] for p in data["packages"] for v in p["environmentVariables"]}
+    assert env <= {"DPG_TOKEN", "DPG_API_URL", "DPG_READ_ONLY", "DPG_TOOLSETS", "DPG_WAIT_SECONDS"}
+
+
+def test_the_mcpb_manifest_matches_this_checkout() -> None:
+    """The bundle's manifest (validated and packed by mcpb/build.sh with the official CLI) runs this
+    package's console script over stdio, with the token as a secret, on every desktop platform."""
+    manifest = json.loads((ROOT / "mcpb" / "manifest.json").read_text())
+    assert manifest["version"] == _version()
+    config = manifest["server"]["mcp_config"]
+    assert manifest["server"]["type"] == "uv" and config["command"] == "uv"
+    assert "dpg-mcp" in config["args"] and "--stdio" in config["args"]
+    assert config["env"]["DPG_TOKEN"] == "${user_config.dpg_token}"
+    assert manifest["user_config"]["dpg_token"]["sensitive"] is True
+    assert set(manifest["compatibility"]["platforms"]) == {"darwin", "win32", "linux"}
+    assert (ROOT / manifest["server"]["entry_point"]).is_file()
