@@ -50,6 +50,13 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         default=d(None),
         help="how long a write waits for DPG before returning a handle",
     )
+    parser.add_argument(
+        "--no-apps",
+        dest="apps",
+        action="store_false",
+        default=d(None),
+        help="no MCP Apps views (hosts without Apps see no difference either way)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=d(0), help="more logging on stderr")
 
 
@@ -86,6 +93,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_url=args.api_url,
         wait_budget_s=args.wait_seconds,
         sandbox=args.sandbox,
+        apps=getattr(args, "apps", None),
     )
 
 

@@ -39,6 +39,7 @@ class Settings(BaseModel):
     toolsets: frozenset[str] | None = None  # None = every toolset
     wait_budget_s: float = Field(default=DEFAULT_WAIT_BUDGET_S, gt=0, le=600)
     sandbox: bool = False
+    apps: bool = True  # MCP Apps views for hosts that negotiate them; --no-apps switches them off
 
     @field_validator("api_url")
     @classmethod
@@ -94,10 +95,11 @@ def load_settings(
     api_url: str | None = None,
     wait_budget_s: float | None = None,
     sandbox: bool = False,
+    apps: bool | None = None,
 ) -> Settings:
     """Flags win over the environment.
 
-    Env: DPG_TOKEN, DPG_API_URL, DPG_READ_ONLY, DPG_TOOLSETS, DPG_WAIT_SECONDS.
+    Env: DPG_TOKEN, DPG_API_URL, DPG_READ_ONLY, DPG_TOOLSETS, DPG_WAIT_SECONDS, DPG_NO_APPS.
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {"sandbox": sandbox}
@@ -111,6 +113,7 @@ def load_settings(
         url = api_url or SANDBOX_API_URL  # the sandbox lives in-process: a real URL would be misleading
     if url:
         values["api_url"] = url
+    values["apps"] = apps if apps is not None else not _truthy(env.get("DPG_NO_APPS"))
     values["read_only"] = read_only if read_only is not None else _truthy(env.get("DPG_READ_ONLY"))
     ts = toolsets if toolsets is not None else env.get("DPG_TOOLSETS")
     values["toolsets"] = parse_toolsets(ts) if ts else None
