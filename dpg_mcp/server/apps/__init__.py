@@ -47,6 +47,7 @@ VIEW_ACTIONS = frozenset(
         "build_archive",
         "check_operation",
         "caption_image",
+        "delete_image",
     }
 )
 _TITLES = {"grid": "Photo grid", "sets": "Set tree", "archive": "Archive"}

@@ -162,6 +162,10 @@ const DPG = (() => {
         note(status, "");
         await archiveCard(result, r.structuredContent);
       }, { cls: "primary" }),
+      act("Delete", "delete_image", async () => {
+        // Destructive: the tool asks the user through the host (or refuses); the view never sends confirm.
+        note(status, textOf(await call("delete_image", { image_uuids: ids() })).split("\n")[0]);
+      }),
       act("Caption these", "caption_image", async () => {
         await message("Write a caption (caption_image) for each of these photos: " + ids().join(", "));
         note(status, "Asked the assistant to caption " + selected.size + " photos.");
@@ -208,11 +212,11 @@ const DPG = (() => {
       render();
       const from = (page && page.offset) || 0;
       const more = s && s.next_offset != null;
-      pager.replaceChildren(
+      pager.replaceChildren(...[
         el("span", { cls: "muted grow", text: images.length ? "Showing " + (from + 1) + "–" + (from + images.length) + (s.total != null ? " of " + s.total : "") : "No photos." }),
         opts.page && from > 0 ? el("button", { "data-page": "prev", onclick: () => opts.page(Math.max(0, from - (page.limit || 20))) }, document.createTextNode("‹ Previous")) : null,
         opts.page && more ? el("button", { "data-page": "next", onclick: () => opts.page(s.next_offset) }, document.createTextNode("Next ›")) : null,
-      );
+      ].filter(Boolean));
       result.replaceChildren();
     }
     updateBar();
