@@ -1,5 +1,6 @@
-"""The test host for the MCP Apps views: a Starlette app on 127.0.0.1 that serves host.html and relays what the
-page asks (tools/list, resources/read, tools/call) to a real dpg-mcp through the MCP client, one per token.
+"""The test host for the MCP Apps views: a Starlette app on 127.0.0.1 that serves host.html and relays what
+the page asks (tools/list, resources/read, tools/call) to a real dpg-mcp through the MCP client, one a
+token.
 
 dpg-mcp talks real HTTP to the DPG sandbox (served on loopback too), so the image URLs in results are URLs the
 browser can load, and the archive links are links it can open.

@@ -16,6 +16,7 @@ from tests.apps.conftest import screenshot
 
 pytestmark = pytest.mark.slow
 
+LINK = "const a = document.querySelector('.archive-link'); return a && a.href"
 PLANTED = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2"> zebrafinch'
 
 
@@ -39,7 +40,7 @@ def open_view(drv: Any, host: str, who: str, tool: str, args: dict[str, Any], th
     drv.get(host)
     uri = drv.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        "openView(arguments[0], arguments[1], arguments[2], arguments[3]).then(done, (e) => done('ERR ' + e));",
+        "openView(...Array.from(arguments).slice(0, 4)).then(done, (e) => done('ERR ' + e));",
         who,
         tool,
         args,
@@ -86,7 +87,8 @@ def dpg_images(dpg: httpx2.Client, path: str = "/v1/images", **params: Any) -> l
 
 
 def actions(drv: Any) -> list[str]:
-    return list(js(drv, "return Array.from(document.querySelectorAll('[data-action]')).map(b => b.dataset.action)"))
+    script = "return Array.from(document.querySelectorAll('[data-action]')).map(b => b.dataset.action)"
+    return list(js(drv, script))
 
 
 def test_grid_shows_the_right_photos_all_loaded_with_paging_and_preview(
@@ -102,7 +104,8 @@ def test_grid_shows_the_right_photos_all_loaded_with_paging_and_preview(
     assert [t["rating"] for t in shown] == [str(i["rating"]) for i in expected]
     log = host_log(driver)
     # The CSP names exactly the media origin of the URLs DPG returned, and the thumbnails loaded under it.
-    media = {f"{urlsplit(v['url']).scheme}://{urlsplit(v['url']).netloc}" for i in expected for v in i["versions"] if v["url"]}
+    urls = [urlsplit(v["url"]) for i in expected for v in i["versions"] if v["url"]]
+    media = {f"{u.scheme}://{u.netloc}" for u in urls}
     assert log["csp"] == {"resourceDomains": sorted(media)}
     assert log["mimeType"] == "text/html;profile=mcp-app"
     assert log["initialized"] and log["sizes"], "handshake and size reports"
@@ -122,16 +125,18 @@ def test_grid_shows_the_right_photos_all_loaded_with_paging_and_preview(
     large = next(v["url"] for v in page2[0]["versions"] if v["name"] == "large")
     wait(
         driver,
-        lambda d: js(d, "const i = document.querySelector('.preview img'); return i && i.src === arguments[0]"
-                    " && i.complete && i.naturalWidth > 0", large),
+        lambda d: js(
+            d,
+            "const i = document.querySelector('.preview img'); return i && i.src === arguments[0]"
+            " && i.complete && i.naturalWidth > 0",
+            large,
+        ),
         what="large preview",
     )
     screenshot(driver, "grid-preview.png")
 
 
-def test_set_tree_counts_photos_and_badges_match_dpg(
-    driver: Any, host_url: str, dpg: httpx2.Client
-) -> None:
+def test_set_tree_counts_photos_and_badges_match_dpg(driver: Any, host_url: str, dpg: httpx2.Client) -> None:
     open_view(driver, host_url, "admin", "browse_sets", {})
     tree = dpg.get("/v1/sets/tree").json()
     flat: list[dict[str, Any]] = []
@@ -142,7 +147,8 @@ def test_set_tree_counts_photos_and_badges_match_dpg(
             walk(n.get("children") or [])
 
     walk(tree["sets"] if isinstance(tree, dict) else tree)
-    wait(driver, lambda d: len(js(d, "return document.querySelectorAll('nav [data-set]')")) == len(flat), what="tree")
+    count = "return document.querySelectorAll('nav [data-set]').length"
+    wait(driver, lambda d: js(d, count) == len(flat), what="tree")
     nodes = js(
         driver,
         "return Array.from(document.querySelectorAll('nav [data-set]')).map(b => ({uuid: b.dataset.set,"
@@ -155,7 +161,8 @@ def test_set_tree_counts_photos_and_badges_match_dpg(
     # The press selects: 40 photos, the last five not public (two hidden, three embargoed).
     press = next(s for s in flat if "press" in (s["name"] or "").lower())
     driver.find_element("css selector", f"nav [data-set='{press['public_uuid']}']").click()
-    wait(driver, lambda d: js(d, "return document.getElementById('title').textContent") == press["name"], what="set")
+    title = "return document.getElementById('title').textContent"
+    wait(driver, lambda d: js(d, title) == press["name"], what="set")
     wait(driver, all_loaded, what="set thumbnails")
     driver.find_element("css selector", "[data-page=next]").click()
     truth = dpg_images(dpg, f"/v1/sets/{press['public_uuid']}/images", limit=20, offset=20)
@@ -167,7 +174,7 @@ def test_set_tree_counts_photos_and_badges_match_dpg(
 
     want = [(i["public_uuid"], badges_of(i)) for i in truth]
     wait(driver, lambda d: [(t["uuid"], t["badges"]) for t in tiles(d)] == want, what="page 2 with badges")
-    assert sum(1 for _, b in want if b == ["hidden"]) == 2 and sum(1 for _, b in want if b == ["embargoed"]) == 3
+    assert [b for _, b in want if b] == [["embargoed"]] * 3 + [["hidden"]] * 2
     wait(driver, all_loaded, what="page 2 thumbnails")
     js(driver, "window.scrollTo(0, 0)")
     time.sleep(0.3)  # the last size report after the images settled
@@ -185,12 +192,7 @@ def test_select_three_build_archive_follows_the_handle_to_a_working_link(
     chosen = [t["uuid"] for t in tiles(driver)[:3]]
     assert js(driver, "return document.querySelector('[data-count]').dataset.count") == "3"
     driver.find_element("css selector", "[data-action=build_archive]").click()
-    href = wait(
-        driver,
-        lambda d: js(d, "const a = document.querySelector('.archive-link'); return a && a.href"),
-        timeout=30,
-        what="archive link",
-    )
+    href = wait(driver, lambda d: js(d, LINK), 30, what="archive link")
     calls = host_log(driver)["calls"]
     assert {"name": "build_archive", "arguments": {"image_uuids": chosen}} in calls
     # The sandbox took longer than dpg-mcp waits: the card followed the handle through check_operation.
@@ -219,7 +221,7 @@ def test_rate_from_the_grid_changes_dpg(driver: Any, host_url: str, dpg: httpx2.
     driver.find_elements("css selector", ".tile .pick")[0].click()
     js(driver, "const s = document.querySelector('select[aria-label=rating]'); s.value = '5';")
     driver.find_element("css selector", "[data-action=rate_images]").click()
-    wait(driver, lambda d: dpg.get(f"/v1/images/{target}").json()["rating"] == 5, what="rating written to DPG")
+    wait(driver, lambda d: dpg.get(f"/v1/images/{target}").json()["rating"] == 5, what="rating in DPG")
     wait(driver, lambda d: tiles(d)[0]["rating"] == "5", what="grid shows the new rating")
 
 
@@ -233,7 +235,8 @@ def test_destructive_action_goes_through_the_tools_confirmation(
     driver.find_element("css selector", "[data-action=delete_image]").click()
     # This host cannot ask the user (no elicitation): the tool refuses without confirm=true, and the view
     # never sends confirm on its own. The photo is still there.
-    msg = wait(driver, lambda d: js(d, "const n = document.querySelector('.note.err'); return n && n.textContent"))
+    err = "const n = document.querySelector('.note.err'); return n && n.textContent"
+    msg = wait(driver, lambda d: js(d, err), what="the tool's refusal")
     assert "confirm" in msg.lower()
     calls = host_log(driver)["calls"]
     assert calls[-1] == {"name": "delete_image", "arguments": {"image_uuids": [target]}}
@@ -252,7 +255,8 @@ def test_read_only_token_view_offers_no_write_action(driver: Any, host_url: str)
 
 def test_planted_script_in_a_title_stays_text(driver: Any, host_url: str, dpg: httpx2.Client) -> None:
     target = dpg_images(dpg, limit=1, offset=5)[0]["public_uuid"]
-    r = dpg.patch(f"/v1/images/{target}", json={"title": PLANTED}, headers={"Idempotency-Key": f"plant-{target}"})
+    key = {"Idempotency-Key": f"plant-{target}"}
+    r = dpg.patch(f"/v1/images/{target}", json={"title": PLANTED}, headers=key)
     assert r.status_code in (200, 202), r.text
     open_view(driver, host_url, "admin", "search_images", {"query": "zebrafinch", "limit": 5})
     wait(driver, lambda d: tiles(d), what="the planted photo")
@@ -260,7 +264,8 @@ def test_planted_script_in_a_title_stays_text(driver: Any, host_url: str, dpg: h
     assert [t["uuid"] for t in shown] == [target]
     assert shown[0]["title"] == PLANTED
     assert js(driver, "return document.querySelectorAll('.tile .title *').length") == 0
-    assert js(driver, "return document.querySelectorAll('.grid script, .grid img:not([loading])').length") == 0
+    planted = "return document.querySelectorAll('.grid script, .grid img:not([loading])').length"
+    assert js(driver, planted) == 0
     time.sleep(0.3)  # an onerror handler, were it markup, would have run by now
     assert js(driver, "return typeof window.pwned") == "undefined"
 
@@ -284,9 +289,10 @@ def test_follows_the_host_theme_and_reports_its_size(driver: Any, host_url: str)
 
 def test_archive_view_for_a_build_archive_call(driver: Any, host_url: str, dpg: httpx2.Client) -> None:
     uuids = [i["public_uuid"] for i in dpg_images(dpg, limit=2, offset=30)]
-    uri = open_view(driver, host_url, "admin", "build_archive", {"image_uuids": uuids, "filename": "two-picks"})
+    args = {"image_uuids": uuids, "filename": "two-picks"}
+    uri = open_view(driver, host_url, "admin", "build_archive", args)
     assert uri == "ui://dpg/archive.html"
-    href = wait(driver, lambda d: js(d, "const a = document.querySelector('.archive-link'); return a && a.href"), 30)
+    href = wait(driver, lambda d: js(d, LINK), 30, what="archive link")
     assert js(driver, "return document.querySelector('.archive-link').textContent").startswith("two-picks")
     assert httpx2.get(href, timeout=10).content[:2] == b"PK"
     screenshot(driver, "archive.png")
