@@ -159,6 +159,9 @@ def test_set_tree_counts_photos_and_badges_match_dpg(driver: Any, host_url: str,
     assert [n["count"] for n in nodes] == [str(s["image_count"]) for s in flat]
 
     # The press selects: 40 photos, the last five not public (two hidden, three embargoed).
+    # The view opens the first set by itself; then the user picks the press selects.
+    first = "return document.getElementById('title').textContent"
+    wait(driver, lambda d: js(d, first) == flat[0]["name"], what="the first set opened")
     press = next(s for s in flat if "press" in (s["name"] or "").lower())
     driver.find_element("css selector", f"nav [data-set='{press['public_uuid']}']").click()
     title = "return document.getElementById('title').textContent"
