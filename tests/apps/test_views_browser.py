@@ -4,6 +4,7 @@ each view in a sandboxed iframe, every tools/call relayed to a real dpg-mcp over
 from __future__ import annotations
 
 import io
+import re
 import time
 import zipfile
 from typing import Any
@@ -201,7 +202,7 @@ def test_select_three_build_archive_follows_the_handle_to_a_working_link(
     # The sandbox took longer than dpg-mcp waits: the card followed the handle through check_operation.
     assert any(c["name"] == "check_operation" for c in calls)
     card = js(driver, "return document.querySelector('.card').textContent")
-    assert "3 photos" in card
+    assert "3 photos" in card and re.search(r"expires \d{4}-\d\d-\d\d", card), card
     r = httpx2.get(href, timeout=10)
     assert r.status_code == 200 and r.content[:2] == b"PK"
     assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == 3

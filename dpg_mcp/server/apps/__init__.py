@@ -53,6 +53,7 @@ VIEW_ACTIONS = frozenset(
 _TITLES = {"grid": "Photo grid", "sets": "Set tree", "archive": "Archive"}
 _CONFIG_MARK = "<!--DPG_CONFIG-->"
 _COMMON_MARK = "<!--DPG_COMMON-->"
+_MAX_CALLERS = 10_000  # principals remembered (hosted serves many tokens)
 _MAX_ORIGINS = 16  # a caller's media hosts are few; a bound keeps a hostile answer from growing the CSP
 
 
@@ -110,15 +111,23 @@ class AppViews:
     def __init__(self) -> None:
         self._seen: dict[str, set[str]] = {}
 
+    def _origins_of(self, state: DPGState) -> set[str]:
+        seen = self._seen.get(state.principal)
+        if seen is None:
+            if len(self._seen) >= _MAX_CALLERS:  # hosted: many tokens; forget the oldest caller first
+                self._seen.pop(next(iter(self._seen)))
+            seen = self._seen[state.principal] = set()
+        return seen
+
     def note(self, state: DPGState, structured: Any) -> None:
-        seen = self._seen.setdefault(state.principal, set())
+        seen = self._origins_of(state)
         for url in _urls(structured):
             origin = origin_of(url)
             if origin and len(seen) < _MAX_ORIGINS:
                 seen.add(origin)
 
     async def origins(self, state: DPGState) -> list[str]:
-        seen = self._seen.setdefault(state.principal, set())
+        seen = self._origins_of(state)
         if not seen:
             # Nothing shown to this caller yet (a host reads views before the first call): ask DPG for one
             # image and take the origins of the version URLs it returns.

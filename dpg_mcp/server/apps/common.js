@@ -80,6 +80,8 @@ const DPG = (() => {
   const openLink = (url) => request("ui/open-link", { url });
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const stars = (n) => (typeof n === "number" ? "★".repeat(n) + "☆".repeat(Math.max(0, 5 - n)) : "");
+  // DPG's raw operation result carries epoch seconds; our own results carry ISO 8601 already.
+  const when = (t) => (typeof t === "number" ? new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC" : String(t));
   function bytes(n) {
     if (typeof n !== "number") return "";
     const u = ["B", "KB", "MB", "GB"]; let i = 0;
@@ -115,7 +117,7 @@ const DPG = (() => {
       onclick: (ev) => { ev.preventDefault(); openLink(a.url).catch(() => {}); } });
     card.replaceChildren(
       el("div", { cls: "name", "data-state": "ready" }, link),
-      el("div", { cls: "muted", text: [a.image_count != null ? a.image_count + " photos" : "", bytes(a.size_bytes), a.expires_at ? "expires " + a.expires_at : ""].filter(Boolean).join(" · ") }),
+      el("div", { cls: "muted", text: [a.image_count != null ? a.image_count + " photos" : "", bytes(a.size_bytes), a.expires_at ? "expires " + when(a.expires_at) : ""].filter(Boolean).join(" · ") }),
     );
   }
 
