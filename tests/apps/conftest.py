@@ -16,7 +16,11 @@ import pytest
 from dpg_mcp.sandbox import Sandbox, SandboxConfig, serve_in_thread
 from tests.apps.host import host_app, serve_host
 
-TOKENS = {"admin": "dpg_api_live_sandbox_admin", "readonly": "dpg_api_live_sandbox_readonly"}
+TOKENS = {
+    "admin": "dpg_api_live_sandbox_admin",
+    "readonly": "dpg_api_live_sandbox_readonly",
+    "asking": "dpg_api_live_sandbox_admin",  # a host that can ask its user (who declines)
+}
 CHROMIUM = os.environ.get("DPG_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("DPG_CHROMEDRIVER", "/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +39,7 @@ def sandbox_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def host_url(sandbox_url: str) -> Iterator[str]:
-    with serve_host(host_app(sandbox_url, TOKENS, wait_budget_s=0.3)) as url:
+    with serve_host(host_app(sandbox_url, TOKENS, wait_budget_s=0.3, asking=frozenset({"asking"}))) as url:
         yield url
 
 

@@ -20,6 +20,7 @@ import uvicorn
 from mcp import Client
 from mcp.client.extension import ClientExtension
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
+from mcp.types import ElicitRequestParams, ElicitResult
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,8 +48,20 @@ def _dump(result: Any) -> Any:
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-def host_app(sandbox_url: str, tokens: dict[str, str], wait_budget_s: float) -> Starlette:
+def host_app(
+    sandbox_url: str, tokens: dict[str, str], wait_budget_s: float, *, asking: frozenset[str] = frozenset()
+) -> Starlette:
+    """`asking`: callers whose host can ask the user (elicitation); this user always says no. The questions
+    asked are kept, and read back from GET /asked/{who}."""
     clients: dict[str, Client] = {}
+    asked: dict[str, list[str]] = {who: [] for who in tokens}
+
+    def user_says_no(who: str) -> Any:
+        async def on_elicit(_ctx: Any, params: ElicitRequestParams) -> ElicitResult:
+            asked[who].append(params.message)
+            return ElicitResult(action="decline")
+
+        return on_elicit
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -57,8 +70,9 @@ def host_app(sandbox_url: str, tokens: dict[str, str], wait_budget_s: float) -> 
                 dpg = await stack.enter_async_context(DPGClient(base_url=sandbox_url, token=token))
                 settings = Settings(token=SecretStr(token), api_url=sandbox_url, wait_budget_s=wait_budget_s)
                 server = await build_server(dpg, settings)
+                ask = user_says_no(who) if who in asking else None
                 clients[who] = await stack.enter_async_context(
-                    Client(server, mode="legacy", extensions=[AppsSupport()])
+                    Client(server, mode="legacy", extensions=[AppsSupport()], elicitation_callback=ask)
                 )
             yield
 
@@ -82,7 +96,10 @@ def host_app(sandbox_url: str, tokens: dict[str, str], wait_budget_s: float) -> 
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"})
         return JSONResponse({"result": result})
 
-    routes = [Route("/", page), Route("/rpc/{who}", rpc, methods=["POST"])]
+    async def questions(request: Request) -> JSONResponse:
+        return JSONResponse(asked[request.path_params["who"]])
+
+    routes = [Route("/", page), Route("/rpc/{who}", rpc, methods=["POST"]), Route("/asked/{who}", questions)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

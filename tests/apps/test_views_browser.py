@@ -247,6 +247,22 @@ def test_destructive_action_goes_through_the_tools_confirmation(
     assert dpg.get(f"/v1/images/{target}").status_code == 200
 
 
+def test_destructive_action_asks_the_user_through_the_host(
+    driver: Any, host_url: str, dpg: httpx2.Client
+) -> None:
+    open_view(driver, host_url, "asking", "search_images", {"limit": 4, "offset": 44})
+    wait(driver, all_loaded, what="thumbnails")
+    target = tiles(driver)[0]["uuid"]
+    driver.find_elements("css selector", ".tile .pick")[0].click()
+    driver.find_element("css selector", "[data-action=delete_image]").click()
+    said = "const n = document.querySelector('.note'); return n && n.textContent"
+    msg = wait(driver, lambda d: "did not confirm" in (js(d, said) or "") and js(d, said), what="the answer")
+    assert msg.startswith("Nothing was done")
+    asked = httpx2.get(f"{host_url}/asked/asking", timeout=5).json()
+    assert len(asked) == 1 and asked[0].startswith("Delete 1 image")
+    assert dpg.get(f"/v1/images/{target}").status_code == 200
+
+
 def test_read_only_token_view_offers_no_write_action(driver: Any, host_url: str) -> None:
     open_view(driver, host_url, "readonly", "search_images", {"limit": 6})
     wait(driver, all_loaded, what="thumbnails")
