@@ -36,7 +36,7 @@ from dpg_mcp.server.caller import (
     read_me,
 )
 from dpg_mcp.server.calls import tool_for
-from dpg_mcp.server.prompts import load_prompts, register_prompts
+from dpg_mcp.server.prompts import load_prompts, prompt_guard, register_prompts
 from dpg_mcp.server.resources import register_resources
 from dpg_mcp.server.view import ViewOptions, caller_middleware
 from dpg_mcp.tools import TOOLS
@@ -105,13 +105,14 @@ def instructions_for(state: DPGState) -> str:
     """The caller's instructions: its account, its tools, the rules they need, then the guide."""
     name, unique_id, _ = account_of(state.me)
     specs = state.visible_specs()
-    return build_instructions(
+    text = build_instructions(
         account_name=name,
         account_id=unique_id,
         tool_names=[s.name for s in specs],
         guide=state.guide,
         has_writes=any(not s.read_only for s in specs),
     )
+    return state.client.redactor(text)  # DPG's words (account name, guide) leave without the live secrets
 
 
 def assemble(
@@ -139,7 +140,7 @@ def assemble(
     cache_hints: Mapping[Any, CacheHint] | None = None
     if hosted:
         cache_hints = {m: CacheHint(ttl_ms=0, scope="private") for m in ("tools/list", "prompts/list")}
-    middleware = [caller_middleware(source, options)]
+    middleware = [caller_middleware(source, options), prompt_guard(prompts)]
     if apps:
         middleware.append(apps_middleware(AppViews()))  # inner: runs with the caller current
     server = DPGServer(

@@ -76,8 +76,13 @@ def tiles(drv: Any) -> list[dict[str, Any]]:
 
 
 def all_loaded(drv: Any) -> bool:
+    """True once every thumbnail decoded; else raises with the ones still missing (wait() reports it)."""
     shown = tiles(drv)
-    return bool(shown) and all(t["loaded"] for t in shown)
+    missing = [t["uuid"] for t in shown if not t["loaded"]]
+    if not shown or missing:
+        srcs = js(drv, "return Array.from(document.querySelectorAll('.tile img')).map(i => i.src)")
+        raise AssertionError(f"{len(shown)} tiles, not loaded: {missing} ({srcs})")
+    return True
 
 
 def dpg_images(dpg: httpx2.Client, path: str = "/v1/images", **params: Any) -> list[dict[str, Any]]:
