@@ -120,7 +120,28 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
     for name, sub in (full.get("properties") or {}).items():
         types = _json_types(sub, defs)
         props[name] = {"type": types[0] if len(types) == 1 else types} if types else {}
+        held = _items_hold(sub, defs)
+        if held:
+            props[name]["description"] = held
     return {"type": "object", "properties": props}
+
+
+def _items_hold(node: Any, defs: Mapping[str, Any]) -> str | None:
+    """What a list's items hold, in a few words: "each: uuid, title, rating…" (cheaper than their schema)."""
+    if not isinstance(node, dict):
+        return None
+    items = node.get("items")
+    ref = items.get("$ref") if isinstance(items, dict) else None
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        fields = (defs.get(ref.removeprefix("#/$defs/")) or {}).get("properties") or {}
+        names = list(fields)
+        return "each: " + ", ".join(names[:8]) + (", …" if len(names) > 8 else "") if names else None
+    for key in ("anyOf", "oneOf"):
+        for sub in node.get(key) or []:
+            held = _items_hold(sub, defs)
+            if held:
+                return held
+    return None
 
 
 def annotations_for(spec: ToolSpec) -> ToolAnnotations:

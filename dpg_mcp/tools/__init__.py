@@ -130,7 +130,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         name="edit_metadata",
         title="Edit metadata",
         description="Set IPTC metadata, alt text, credits or crops on photos, or copy in their embedded "
-        "caption, keywords, date. Titles: caption_image.",
+        "caption, keywords, date.",
         scope="api.metadata.write",
         toolset="metadata",
         read_only=False,

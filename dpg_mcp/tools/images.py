@@ -444,9 +444,7 @@ def _one_photo(data: Any) -> Any:
 
 
 class CaptionImageArgs(Args):
-    photos: list[PhotoCaption] = Field(
-        min_length=1, max_length=MAX_CAPTIONS, description="Each with its own fields; up to 100"
-    )
+    photos: list[PhotoCaption] = Field(min_length=1, max_length=MAX_CAPTIONS)
 
     _flat = model_validator(mode="before")(_one_photo)
 
@@ -460,7 +458,7 @@ class CaptionImageArgs(Args):
 
 class CaptionImageArgsNoAlt(CaptionImageArgs):
     photos: list[PhotoCaptionNoAlt] = Field(  # type: ignore[assignment]
-        min_length=1, max_length=MAX_CAPTIONS, description="Each with its own fields; up to 100"
+        min_length=1, max_length=MAX_CAPTIONS
     )
 
 

@@ -90,8 +90,8 @@ class BrowseSetsArgs(Args):
     )
     min_rating: int | None = Field(None, ge=0, le=5, description="Opened set: rated at least this")
     contact_sheet: bool = Field(False, description="Show the first 24 in one numbered image")
-    limit: Limit = Field(20, description="Images per page")
-    offset: Offset = Field(0, description="Images (or tree nodes) to skip")
+    limit: Limit = 20
+    offset: Offset = 0
 
     @model_validator(mode="after")
     def _check(self) -> BrowseSetsArgs:

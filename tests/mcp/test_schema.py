@@ -45,7 +45,7 @@ def test_output_schema_is_shallow() -> None:
         "type": "object",
         "properties": {
             "title": {"type": "string"},
-            "items": {"type": "array"},
+            "items": {"type": "array", "description": "each: a"},  # what a list holds, in a few words
             "count": {"type": "integer"},
             "maybe": {"type": "object"},
         },
