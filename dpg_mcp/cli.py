@@ -20,6 +20,7 @@ import anyio
 
 from dpg_mcp import __version__
 from dpg_mcp.config import ConfigError, Settings, load_settings
+from dpg_mcp.dpg.errors import redacted_logs
 
 log = logging.getLogger("dpg_mcp")
 
@@ -67,6 +68,20 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         help="how long a write waits for DPG before returning a handle",
     )
     parser.add_argument(
+        "--allow-http",
+        action="store_true",
+        default=d(False),
+        help="allow a plain http DPG_API_URL on a host other than loopback (the token then travels in clear)",
+    )
+    parser.add_argument(
+        "--upload-root",
+        action="append",
+        metavar="DIR",
+        default=d(None),
+        help="a folder upload_image may read files from (repeatable); used when the host offers no MCP roots."
+        " Default: your pictures folder",
+    )
+    parser.add_argument(
         "--ledger",
         default=d(None),
         metavar="PATH|memory",
@@ -109,6 +124,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_url=args.api_url,
         wait_budget_s=args.wait_seconds,
         sandbox=args.sandbox,
+        allow_http=args.allow_http,
+        upload_roots=args.upload_root,
         sandbox_port=args.sandbox_port,
         sandbox_state=args.sandbox_state,
     )
@@ -144,6 +161,8 @@ async def open_client(settings: Settings) -> AsyncIterator[Any]:
             except OSError as exc:
                 raise ConfigError(f"cannot serve the sandbox on 127.0.0.1:{port} ({exc.strerror})") from None
         client = await stack.enter_async_context(DPGClient(base_url=api_url, token=settings.secret()))
+        # Whatever a log line quotes (a URL, DPG's words), it goes to stderr without the live secrets.
+        stack.enter_context(redacted_logs(client.redactor))
         yield client
 
 
@@ -257,11 +276,15 @@ async def _check(settings: Settings, as_json: bool) -> None:
     )
 
 
+# Libraries whose own lines stay at WARNING even at -vv (httpx2 would log every URL, signed ones included).
+NOISY_LOGGERS = ("httpx2", "httpcore2", "mcp")
+
+
 def _configure_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     # Set up before MCPServer does (its basicConfig is then a no-op): plain lines on stderr, never stdout.
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx2", "httpcore2", "mcp"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -17,7 +17,12 @@ from dpg_mcp.tools.errors import agent_message
 
 
 def _json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=1, default=str)
+    return _out(json.dumps(data, ensure_ascii=False, indent=1, default=str))
+
+
+def _out(text: str) -> str:
+    """Resource text leaves like a tool result: the caller's live secrets removed (tools.egress)."""
+    return _caller().client.redactor(text)
 
 
 @contextlib.contextmanager
@@ -26,7 +31,7 @@ def _as_resource_error() -> Iterator[None]:
     try:
         yield
     except DPGError as exc:
-        raise ResourceError(agent_message(exc, read_only=True)) from None
+        raise ResourceError(_out(agent_message(exc, read_only=True))) from None
 
 
 def _caller() -> DPGState:
@@ -47,7 +52,7 @@ def register_resources(server: MCPServer[Any]) -> None:
         mime_type="text/markdown",
     )
     def guide() -> str:
-        return _caller().guide
+        return _out(_caller().guide)
 
     @server.resource(
         "dpg://guide/full",
@@ -58,7 +63,7 @@ def register_resources(server: MCPServer[Any]) -> None:
     )
     async def guide_full() -> str:
         text, _ = await fetch_guide(_caller().client, full=True)
-        return text
+        return _out(text)
 
     @server.resource(
         "dpg://me",

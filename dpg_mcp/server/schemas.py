@@ -4,8 +4,6 @@ tool models in dpg_mcp/tools declare fields; this module decides how they are pu
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -80,49 +78,24 @@ def input_schema(model: type[BaseModel]) -> dict[str, Any]:
     for sub in [raw, *(raw.get("$defs") or {}).values()]:
         if isinstance(sub, dict):
             _drop_empty_defaults(sub)
-    schema = cast(dict[str, Any], clean_schema(_tidy(raw), for_output=False))
-    # Unknown arguments are still refused (the model forbids extras, with an error naming the argument);
-    # saying so in every schema costs bytes on every turn.
-    schema.pop("additionalProperties", None)
-    return schema
-
-
-def _json_types(node: Any, defs: Mapping[str, Any]) -> list[str]:
-    """The JSON types a (sub)schema allows, following local $refs and unions; null left out."""
-    if not isinstance(node, dict):
-        return []
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _json_types(defs.get(ref.removeprefix("#/$defs/")), defs)
-    typ = node.get("type")
-    if isinstance(typ, str):
-        return [] if typ == "null" else [typ]
-    if isinstance(typ, list):
-        return [t for t in typ if t != "null"]
-    types: list[str] = []
-    for key in ("anyOf", "oneOf", "allOf"):
-        for sub in node.get(key) or []:
-            types += [t for t in _json_types(sub, defs) if t not in types]
-    return types
+    # additionalProperties: false stays (the model forbids extras): a host can check before calling.
+    return cast(dict[str, Any], clean_schema(_tidy(raw), for_output=False))
 
 
 def output_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A shallow outputSchema: each top-level field with its JSON type, nothing nested.
+    """A shallow outputSchema: the top-level field names, each with the empty (any-value) schema.
 
-    Every tools/list byte is paid on every turn, and nested item shapes repeated across 22 tools cost more
-    than they help: the structured content itself shows them. Shallow is still true (a looser, valid
-    schema), so clients that validate structuredContent keep working. Outputs leave None fields out
-    (tools.base.Out drops them), so Optional[X] is published as a plain, non-required X.
+    Every tools/list byte is paid on every turn. The names tell an agent what comes back; nested shapes and
+    even JSON types, repeated across 22 tools, cost more than they help (the structured content itself shows
+    them), and they paid for the input limits a host checks before calling. Still true (a looser, valid
+    schema), so clients that validate structuredContent keep working. Outputs leave None fields out.
     """
     full = model.model_json_schema(by_alias=True, mode="serialization")
     defs = full.get("$defs", {})
     props: dict[str, Any] = {}
     for name, sub in (full.get("properties") or {}).items():
-        types = _json_types(sub, defs)
-        props[name] = {"type": types[0] if len(types) == 1 else types} if types else {}
         held = _items_hold(sub, defs)
-        if held:
-            props[name]["description"] = held
+        props[name] = {"description": held} if held else {}
     return {"type": "object", "properties": props}
 
 
@@ -135,7 +108,7 @@ def _items_hold(node: Any, defs: Mapping[str, Any]) -> str | None:
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
         fields = (defs.get(ref.removeprefix("#/$defs/")) or {}).get("properties") or {}
         names = list(fields)
-        return "each: " + ", ".join(names[:8]) + (", …" if len(names) > 8 else "") if names else None
+        return "each: " + ", ".join(names[:6]) + (", …" if len(names) > 6 else "") if names else None
     for key in ("anyOf", "oneOf"):
         for sub in node.get(key) or []:
             held = _items_hold(sub, defs)
@@ -152,15 +125,3 @@ def annotations_for(spec: ToolSpec) -> ToolAnnotations:
     return ToolAnnotations(
         destructive_hint=spec.destructive, idempotent_hint=spec.idempotent, open_world_hint=spec.open_world
     )
-
-
-def pre_parse(model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
-    """Some hosts send lists/objects as JSON strings; decode those for non-string fields (as the SDK does)."""
-    out = dict(arguments)
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        value = out.get(key)
-        if isinstance(value, str) and info.annotation not in (str, str | None) and value[:1] in ("[", "{"):
-            with contextlib.suppress(ValueError):
-                out[key] = json.loads(value)
-    return out

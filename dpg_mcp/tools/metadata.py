@@ -277,18 +277,21 @@ def _credit(value: str) -> str:
 Credit = Annotated[str, AfterValidator(_credit)]
 
 
+PIXELS = 100_000  # no photo is wider or taller
+
+
 class CropIn(Args):
     aspect_ratio: Ratio = Field(description="e.g. 3:2")
-    x: int = Field(ge=0)
-    y: int = Field(ge=0)
-    width: int = Field(ge=1)
-    height: int = Field(ge=1)
+    x: int = Field(ge=0, le=PIXELS)
+    y: int = Field(ge=0, le=PIXELS)
+    width: int = Field(ge=1, le=PIXELS)
+    height: int = Field(ge=1, le=PIXELS)
 
 
 class EditMetadataArgs(Args):
     image_uuids: ImageIds500
     iptc: dict[str, Any] | None = Field(
-        None, description="IPTC fields to set (null clears), e.g. creator, copyright_notice"
+        None, max_length=50, description="IPTC fields to set (null clears), e.g. creator, copyright_notice"
     )
     alt_text: str | None = Field(None, max_length=1000)
     add_credits: list[Credit] = Field(

@@ -22,6 +22,7 @@ from dpg_mcp.tools.render import (
     clip,
     clip_value,
     fence,
+    one_line,
     paging_line,
     plural,
     size_of,
@@ -30,8 +31,6 @@ from dpg_mcp.tools.render import (
 from dpg_mcp.tools.shapes import ImageItem, WriteResult, visibility_lines
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, create_one, declined, write_text
 
-COLOURS = "none, red, orange, yellow, green, blue, purple or grey"
-TYPES = "gallery, folder or event"
 _MAX_SET_IMAGES = 10_000  # read when an order or a visibility change needs the whole set
 _MAX_TREE_NODES = 500
 CHILDREN_BUDGET = 15_000  # of render.LIST_BUDGET, for an opened set's child sets; its images get the rest
@@ -89,7 +88,7 @@ class BrowseSetsArgs(Args):
         None, min_length=1, max_length=191, description="Find a set by name; one match opens"
     )
     min_rating: int | None = Field(None, ge=0, le=5, description="Opened set: rated at least this")
-    contact_sheet: bool = Field(False, description="Show the first 24 in one numbered image")
+    contact_sheet: bool = False
     limit: Limit = 20
     offset: Offset = 0
 
@@ -111,7 +110,7 @@ def _flatten(nodes: list[SetNode], depth: int = 0) -> list[SetItem]:
 def _set_line(s: SetItem) -> str:
     return (
         "  " * (s.depth or 0)
-        + f"- {s.uuid} | {s.name} | {s.type or 'set'} | {plural(s.images or 0, 'image')}"
+        + f"- {s.uuid} | {one_line(s.name)} | {one_line(s.type) or 'set'} | {plural(s.images or 0, 'image')}"
         + (f", {plural(s.children, 'child set')}" if s.children else "")
     )
 
@@ -268,8 +267,8 @@ class SetWriteResult(WriteResult):
 class CreateSetArgs(Args):
     name: str = Field(min_length=1, max_length=191)
     parent_uuid: Id | None = Field(None, description="Parent set; omit for top level")
-    colour: str | None = Field(None, description=COLOURS)
-    type: str | None = Field(None, description=TYPES)
+    colour: str | None = None
+    type: str | None = None
     description: str | None = Field(None, max_length=5000)
 
 
@@ -312,8 +311,8 @@ class UpdateSetArgs(Args):
     set_uuid: Id
     name: str | None = Field(None, min_length=1, max_length=191)
     description: str | None = Field(None, max_length=5000)
-    colour: str | None = Field(None, description=COLOURS)
-    type: str | None = Field(None, description=TYPES)
+    colour: str | None = None
+    type: str | None = None
     lead_image_uuid: Id | None = None
     parent_uuid: str | None = Field(None, description='Move under this set; "" = top level')
 
