@@ -1,4 +1,4 @@
-"""Find and order where DPG has no parameter for it; cheap eyes: previews, contact sheets, visibility marks."""
+"""Find and order where DPG has no parameter for it; cheap eyes: previews, contact sheets, hidden marks."""
 
 from __future__ import annotations
 
