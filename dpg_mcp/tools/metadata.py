@@ -115,6 +115,7 @@ class TagImagesArgs(Args):
 
 
 MAX_HOLDERS_SCAN = 5_000  # images read per keyword to learn which of the given ones already carry it
+MAX_CHECKED_KEYWORDS = 20  # keywords of one call checked that way
 
 
 async def keyword_holders(ctx: ToolContext, keyword: str, among: set[str]) -> set[str] | None:
@@ -138,8 +139,11 @@ async def tag_images(ctx: ToolContext, args: TagImagesArgs) -> ToolResult:
     ids = list(args.image_uuids)
     among = set(ids)
     # What each image already carries decides what is sent and what the result says (never "added" twice).
-    have_add = {k: await keyword_holders(ctx, k, among) for k in args.add}
-    have_remove = {k: await keyword_holders(ctx, k, among) for k in args.remove}
+    # Bounded: past MAX_CHECKED_KEYWORDS keywords the check is skipped, and the result says it was not made.
+    check = len(args.add) + len(args.remove) <= MAX_CHECKED_KEYWORDS
+    have_add = {k: await keyword_holders(ctx, k, among) if check else None for k in args.add}
+    have_remove = {k: await keyword_holders(ctx, k, among) if check else None for k in args.remove}
+    unchecked = any(v is None for v in (*have_add.values(), *have_remove.values()))
     items: list[WriteItem] = []
     gains: set[str] = set()
     losses: set[str] = set()
@@ -171,6 +175,9 @@ async def tag_images(ctx: ToolContext, args: TagImagesArgs) -> ToolResult:
             part = f"{phrase} removed from {len(losses)} of {plural(n, 'image')}"
             parts.append(part + f"; {n - len(losses)} did not have it")
     summary = "; ".join(p[:1].upper() + p[1:] if i == 0 else p for i, p in enumerate(parts))
+    if unchecked:  # the counts above would be guesses: say only what was sent
+        summary = f"{_kw_phrase([*args.add, *args.remove])} sent for {plural(n, 'image')} (not checked which "
+        summary += "already had them; DPG keeps one of each)"
     if not items:
         result = WriteResult(state="succeeded", message=summary + ". Nothing needed changing.", succeeded=n)
         return ToolResult(result, write_text(result))
