@@ -77,3 +77,29 @@ async def test_search_marks_hidden_and_embargoed_photos(sandbox: Sandbox, ctx: T
         assert uuid in r.text.split("</untrusted-gallery-text>")[-1]  # named in our own words
     assert found[hidden]["hidden"] is True and "activation_time" not in found[hidden]
     assert found[embargoed]["hidden"] is True and found[embargoed]["activation_time"].startswith("2030-01-01")
+
+
+async def test_build_archive_takes_the_link_from_the_archive_list_when_the_operation_has_none(
+    sandbox: Sandbox, ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dpg_mcp.tools import files
+
+    real = files.create_one
+
+    async def without_link(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        result, outcome = await real(*args, **kwargs)  # type: ignore[arg-type]
+        if outcome.operation is not None:  # DPG's guide: the Operation may carry no link at all
+            outcome = outcome.model_copy(
+                update={"operation": outcome.operation.model_copy(update={"result": {}})}
+            )
+        return result, outcome
+
+    monkeypatch.setattr(files, "create_one", without_link)
+    rec = sandbox.store.sets[_main_stage(sandbox, "Sunday")]
+    hidden = [u for u, at in rec.hidden.items() if at is None]
+    anywhere = {u for s in sandbox.store.sets.values() for u in s.hidden}
+    public = next(u for u in rec.images if u not in anywhere)
+    r = await call(ctx, "build_archive", image_uuids=[*hidden, public], filename="sunday")
+    out = dump(r.structured)
+    assert out["archive"]["url"] and out["archive"]["image_count"] == 3 and out["archive"]["url"] in r.text
+    assert sorted(e.split()[0] for e in out["not_public"]) == sorted(hidden)
