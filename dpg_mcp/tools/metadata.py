@@ -35,12 +35,19 @@ class KeywordsResult(Out):
 
 
 async def list_keywords(ctx: ToolContext, args: ListKeywordsArgs) -> ToolResult:
+    stopped = ""
     if args.namespace is None and not args.prefix:
         page = await ctx.client.keywords(limit=args.limit, offset=args.offset)
         rows, total = page.items, page.total
         next_offset = page.next_offset if page.has_more else None
     else:
-        matches = [k for k in await _vocabulary(ctx) if _matches(k, args.namespace, args.prefix)]
+        vocabulary, complete = await _vocabulary(ctx)
+        matches = [k for k in vocabulary if _matches(k, args.namespace, args.prefix)]
+        if not complete:
+            stopped = (
+                f"Only the {len(vocabulary)} most used keywords were searched (the vocabulary is larger): "
+                "narrow with a longer prefix or a namespace.\n"
+            )
         rows, total = matches[args.offset : args.offset + args.limit], len(matches)
         next_offset = args.offset + len(rows) if args.offset + len(rows) < len(matches) else None
     all_namespaces = [n for n in await ctx.client.namespaces() if n.namespace]
@@ -61,20 +68,25 @@ async def list_keywords(ctx: ToolContext, args: ListKeywordsArgs) -> ToolResult:
             else ".\n"
         )
     )
-    text += fence(json.dumps({"keywords": out.keywords, "namespaces": namespaces}, ensure_ascii=False))
+    text = (
+        stopped
+        + text
+        + fence(json.dumps({"keywords": out.keywords, "namespaces": namespaces}, ensure_ascii=False))
+    )
     return ToolResult(out, text)
 
 
-async def _vocabulary(ctx: ToolContext) -> list[KeywordCount]:
+async def _vocabulary(ctx: ToolContext) -> tuple[list[KeywordCount], bool]:
+    """The account's keywords, most used first, bounded: (rows, whether that was all of them)."""
     rows: list[KeywordCount] = []
     offset = 0
     while len(rows) < _MAX_VOCABULARY:
         page = await ctx.client.keywords(limit=200, offset=offset)
         rows += page.items
         if not page.has_more or page.next_offset is None or not page.items:
-            break
+            return rows, True
         offset = page.next_offset
-    return rows
+    return rows, False
 
 
 def _matches(k: KeywordCount, namespace: str | None, prefix: str | None) -> bool:

@@ -103,3 +103,19 @@ async def test_build_archive_takes_the_link_from_the_archive_list_when_the_opera
     out = dump(r.structured)
     assert out["archive"]["url"] and out["archive"]["image_count"] == 3 and out["archive"]["url"] in r.text
     assert sorted(e.split()[0] for e in out["not_public"]) == sorted(hidden)
+
+
+async def test_keyword_search_says_when_it_stopped_early(
+    sandbox: Sandbox, ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dpg_mcp.tools import metadata
+
+    rec = next(iter(sandbox.store.images.values()))
+    rec.keywords += [("tmp", f"k{i:03d}") for i in range(250)]
+    sandbox.store.changed([rec.public_uuid])
+    monkeypatch.setattr(metadata, "_MAX_VOCABULARY", 200)
+    r = await call(ctx, "list_keywords", prefix="stage:")
+    assert r.text.startswith("Only the 200 most used keywords were searched") and "narrow" in r.text
+    monkeypatch.setattr(metadata, "_MAX_VOCABULARY", 5_000)
+    full = await call(ctx, "list_keywords", prefix="stage:")
+    assert not full.text.startswith("Only the")
