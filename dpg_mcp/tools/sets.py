@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, StrictBool, field_validator, model_validator
 
 from dpg_mcp.dpg.errors import DPGError
-from dpg_mcp.dpg.models import Set, SetImage, SetNode
+from dpg_mcp.dpg.models import Set, SetImage, SetNode, Snapshot
 from dpg_mcp.dpg.operations import WriteOutcome
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
@@ -70,6 +70,19 @@ class SnapshotItem(Out):
     uuid: str
     created_at: str | None = None
     images: int
+    hidden: int | None = None  # photos it had hidden, when DPG says
+
+    @classmethod
+    def of(cls, n: Snapshot) -> SnapshotItem:
+        kept = (n.model_extra or {}).get("hidden")  # tolerated: the snapshot's visibility, when listed
+        hidden = len(kept) if isinstance(kept, list) else None
+        return cls(
+            uuid=n.uuid, created_at=stamp(n.created_at), images=len(n.image_public_uuids), hidden=hidden
+        )
+
+    def line(self) -> str:
+        hidden = f", {self.hidden} hidden" if self.hidden is not None else ""
+        return f"- {self.uuid} | {self.created_at} | {plural(self.images, 'image')}{hidden}"
 
 
 class BrowseResult(Out):
@@ -207,8 +220,7 @@ async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found
     if omitted:
         next_offset = args.offset + len(images)
     snapshots = [
-        SnapshotItem(uuid=n.uuid, created_at=stamp(n.created_at), images=len(n.image_public_uuids))
-        for n in sorted(snaps, key=lambda n: str(n.created_at or ""), reverse=True)[:30]
+        SnapshotItem.of(n) for n in sorted(snaps, key=lambda n: str(n.created_at or ""), reverse=True)[:30]
     ]
     out = BrowseResult(
         sets=child_sets,
@@ -237,8 +249,8 @@ async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found
         text.append(f"{plural(len(out.sets), 'child set')}{more}:")
         text.append(fence(_set_lines(out.sets)))
     if snapshots:
-        text.append("Snapshots (newest first; restore_set takes one):")
-        text += [f"- {n.uuid} | {n.created_at} | {plural(n.images, 'image')}" for n in snapshots]
+        text.append("Snapshots (newest first; each write that took one named it; restore_set takes one):")
+        text += [n.line() for n in snapshots]
     pictures: list[tuple[bytes, str]] = []
     if args.contact_sheet and images:
         sheet, shown = await contact_sheet(ctx, items[: len(images)])
