@@ -284,3 +284,24 @@ async def test_an_upload_whose_reply_was_lost_is_found_by_its_transaction_after_
         again = await a.call(tool, args)
     assert not again.is_error, again.text
     assert images_named(world, "lost-reply.png") == 1 and "uploaded earlier" in again.text
+
+
+async def test_a_create_whose_object_is_gone_is_created_anew(world: World) -> None:
+    tool, args = upload_args("deleted-meanwhile")
+    async with agent(world, "inproc") as a:
+        first = await a.call(tool, args)
+        gone = first.data["image"]["uuid"]
+        assert not (await a.call("delete_image", {"image_uuids": [gone], "confirm": True})).is_error
+        made = await a.call("create_set", {"name": "deleted-meanwhile"})
+        store = world.sandbox.store  # someone removed the set meanwhile (DPG's API has no set delete)
+        del store.sets[made.data["set_uuid"]]
+        for siblings in store.children.values():
+            if made.data["set_uuid"] in siblings:
+                siblings.remove(made.data["set_uuid"])
+        store.generation += 1
+        again = await a.call(tool, args)
+        set_again = await a.call("create_set", {"name": "deleted-meanwhile"})
+    assert not again.is_error and "earlier" not in again.text, again.text
+    assert again.data["image"]["uuid"] != gone and images_named(world, "deleted-meanwhile.png") == 1
+    assert not set_again.is_error and "earlier" not in set_again.text, set_again.text
+    assert sets_named(world, "deleted-meanwhile") == 1
