@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -34,7 +34,10 @@ TERMINAL_STATUSES = frozenset({"succeeded"}) | FAILED_STATUSES
 
 
 class DPGModel(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # True on models whose mode="before" validators only repair input the plain schema would refuse.
+    _fast_path_skips_before: ClassVar[bool] = False
+    # Schemas are built on first use: most of these models are not needed before the first tool call.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -89,18 +92,28 @@ class DPGModel(BaseModel):
 
 @functools.cache
 def _strict_validator(cls: type[DPGModel]) -> SchemaValidator:
+    if not isinstance(cls.__pydantic_core_schema__, dict):
+        cls.model_rebuild()  # built on first use (defer_build)
     return SchemaValidator(_without_tolerance(cls.__pydantic_core_schema__))  # each model node has its config
 
 
 def _without_tolerance(node: Any) -> Any:
-    """A copy of a core schema with every DPGModel._tolerate wrapper replaced by the schema it wraps."""
+    """A copy of a core schema with every DPGModel._tolerate wrapper replaced by the schema it wraps.
+
+    A model's "before" hook that only repairs input the plain schema refuses anyway (a bare keyword string, a
+    null list, "uuid" for "public_uuid") goes too: such input fails the fast path and takes the tolerant one.
+    """
     if isinstance(node, list):
         return [_without_tolerance(x) for x in node]
     if not isinstance(node, dict):
         return node
-    if node.get("type") == "function-wrap":
-        fn = node.get("function", {}).get("function")
-        if getattr(fn, "__func__", None) is _TOLERATE:
+    kind = node.get("type")
+    if kind in ("function-wrap", "function-before") and isinstance(node.get("function"), dict):
+        fn = node["function"].get("function")
+        tolerate = kind == "function-wrap" and getattr(fn, "__func__", None) is _TOLERATE
+        owner = getattr(fn, "__self__", None)
+        repair = kind == "function-before" and getattr(owner, "_fast_path_skips_before", False) is True
+        if tolerate or repair:
             inner = dict(_without_tolerance(node["schema"]))
             if "ref" in node:
                 inner["ref"] = node["ref"]  # definition-refs elsewhere point at the wrapper's ref
@@ -153,6 +166,7 @@ def _split_keyword(value: Any) -> Any:
 
 
 class Keyword(DPGModel):
+    _fast_path_skips_before: ClassVar[bool] = True  # a string keyword is not a dict: refused, then repaired
     namespace: str | None = None
     value: str = ""
 
@@ -205,6 +219,7 @@ class Geo(DPGModel):
 
 
 class Image(DPGModel):
+    _fast_path_skips_before: ClassVar[bool] = True  # nulls for lists and a missing public_uuid are refused
     public_uuid: str
     filename: str | None = None
     title: str | None = None
@@ -247,6 +262,8 @@ class SetImage(Image):
 
 
 class Set(DPGModel):
+    _fast_path_skips_before: ClassVar[bool] = True  # a missing public_uuid is refused, then aliased
+
     @model_validator(mode="before")
     @classmethod
     def _alias(cls, data: Any) -> Any:

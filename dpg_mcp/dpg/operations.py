@@ -504,14 +504,17 @@ class WriteRunner:
     ) -> WriteOutcome:
         """Poll until the Operation ends (DECISIONS.md: succeeded, or failed/cancelled/expired/rejected) or
         the budget is spent; any other status counts as in progress, and the "running" outcome carries it."""
-        delay = self.poll_initial_s
+        floor: float | None = None  # a 429's Retry-After: wait at least that before the next poll
         while not op.is_terminal:
             await self._report(progress, start, total, _status_line(op))
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return WriteOutcome(state="running", operation=op)
-            await self._sleep(min(delay, remaining))
-            delay = min(delay * 2, self.poll_max_s)
+            delay = poll_delay(
+                self._clock() - start, floor=self.poll_initial_s, cap=self.poll_max_s, hint=operation_hint(op)
+            )
+            await self._sleep(min(max(delay, floor or 0.0), remaining))
+            floor = None
             fresh: Operation | None = None
             # A hanging poll must not outlast the budget: the write is accepted, "running" is the truth.
             with anyio.move_on_after(max(deadline - self._clock(), _MIN_ATTEMPT_S)):
@@ -530,6 +533,7 @@ class WriteRunner:
                     # A 404 (unknown op) is the truth; an odd body (a proxy's page) is not worth failing over.
                     if not err.retryable and err.code != "invalid_response":
                         raise
+                    floor = err.retry_after if err.status == 429 else None
                     log.warning("poll %s failed (%s); still waiting", op.uuid, err.code)
             if fresh is not None:
                 op = fresh
@@ -543,6 +547,42 @@ class WriteRunner:
             await progress(round(self._clock() - start, 3), total, message)
         except Exception:  # a broken progress channel must not break the write
             log.debug("progress callback failed", exc_info=True)
+
+
+# A finished Operation is noticed within this share of the time it has run (plus one round trip).
+POLL_SHARE = 0.1
+# Operation fields some APIs use to say how long the work has left, in seconds (DPG documents none yet).
+_HINT_FIELDS = (
+    "retry_after",
+    "poll_after",
+    "eta_seconds",
+    "estimated_seconds",
+    "estimated_seconds_remaining",
+)
+
+
+def poll_delay(elapsed: float, *, floor: float, cap: float, hint: float | None = None) -> float:
+    """Seconds to wait before polling an Operation that has been running for `elapsed` seconds.
+
+    The limit is the work's own time plus one round trip. With If-None-Match a poll is a bodiless 304, so
+    poll every `floor` seconds while the work is young, then wait a tenth of the time it has run: the end is
+    seen within ~10 % of the work's own time, and a long Operation costs ~23 polls per tenfold of its
+    duration, never more than one per `cap` seconds after that. `hint`, the time DPG says is left, skips
+    the polls that cannot find it done.
+    """
+    delay = min(max(floor, elapsed * POLL_SHARE), cap)
+    if hint is not None and hint > delay:
+        delay = hint
+    return delay
+
+
+def operation_hint(op: Operation) -> float | None:
+    """Seconds the Operation itself says are left (a tolerated extra field), if any and sane."""
+    for name in _HINT_FIELDS:
+        value = (op.model_extra or {}).get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 3600:
+            return float(value)
+    return None
 
 
 # Non-retryable codes that still leave the outcome open: the write may have been applied.
