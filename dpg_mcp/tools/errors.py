@@ -7,6 +7,7 @@ Never a token, never a traceback.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -88,16 +89,41 @@ def agent_message(err: BaseException, *, read_only: bool = False) -> str:
 
 
 def _validation_message(err: ValidationError) -> str:
+    parts = validation_parts(err)
+    return f"Invalid arguments: {parts}. Nothing was sent to DPG; correct them and call again."
+
+
+# Our words for a type refused in strict mode: the JSON type wanted, and what is not taken for it.
+_TYPE_WORDS = {
+    "bool_type": "must be true or false (a JSON boolean, not a string or number)",
+    "int_type": "must be a whole number (a JSON number, not a string)",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number (a JSON number, not a string)",
+    "string_type": "must be a string",
+    "list_type": "must be a JSON array (not a string holding one)",
+    "dict_type": "must be a JSON object (not a string holding one)",
+    "model_type": "must be a JSON object (not a string holding one)",
+    "model_attributes_type": "must be a JSON object (not a string holding one)",
+}
+
+
+def validation_parts(err: ValidationError, *, allowed: Sequence[str] | None = None) -> str:
+    """Each refused argument by name, with the rule it broke and, for a closed set, the allowed values."""
     parts = []
     for e in err.errors(include_url=False, include_input=False)[:10]:
-        where = ".".join(str(p) for p in e.get("loc", ())) or "arguments"
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        loc = e.get("loc", ())
+        where = ".".join(str(p) for p in loc) or "arguments"
+        kind = e.get("type", "")
+        msg = _TYPE_WORDS.get(kind) or str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            msg = "unknown argument"
+            if allowed is not None and len(loc) == 1:
+                msg += "; the arguments are " + ", ".join(allowed)
+        parts.append(f"{where}: {msg}")
     more = err.error_count() - len(parts)
     if more > 0:
         parts.append(f"and {more} more")
-    return (
-        "Invalid arguments: " + "; ".join(parts) + ". Nothing was sent to DPG; correct them and call again."
-    )
+    return "; ".join(parts)
 
 
 def _dpg_message(err: DPGError, read_only: bool = False) -> str:
@@ -113,8 +139,9 @@ def _dpg_message(err: DPGError, read_only: bool = False) -> str:
         "The server already retried; this read changed nothing. Call again later."
         if read_only
         else err.resend
-        or "The server already retried with the same idempotency key; nothing was applied twice. "
-        "It is safe to call again later with the same arguments."
+        # No ledger advice came with it: say only what is known (tried under one key, so at most once).
+        or "It may or may not have been applied: the server retried under one idempotency key, so at most "
+        "once. It is safe to call again later with the same arguments."
     )
     if isinstance(err, TransportFailure) or err.status == 0:
         # the client's own words (timeouts, resets), never DPG's
