@@ -27,9 +27,10 @@ if str(ROOT) not in sys.path:
 from bench import figures  # noqa: E402
 from bench._proc import sandbox_process  # noqa: E402
 from bench.figures import Row  # noqa: E402
+from bench.ledger import ledger_rows  # noqa: E402
 
 SANDBOX_FLAGS = ("--images", "1000", "--op-seconds", "update=0.2", "--op-seconds", "rating=0.2")
-SECTIONS = ("context", "sandbox", "calls", "bulk", "cold")
+SECTIONS = ("context", "sandbox", "calls", "bulk", "cold", "ledger")
 
 
 def machine() -> str:
@@ -77,6 +78,7 @@ async def run(sections: tuple[str, ...], quick: bool) -> list[Row]:
         "bulk": 2 if quick else 5,
         "cold": 3 if quick else 9,
         "sandbox": 30 if quick else 150,
+        "ledger": 40 if quick else 200,
     }
     rows: list[Row] = []
 
@@ -92,6 +94,7 @@ async def run(sections: tuple[str, ...], quick: bool) -> list[Row]:
 
     await section("context", figures.context_rows)
     await section("sandbox", lambda: figures.sandbox_rows(rounds["sandbox"]))
+    await section("ledger", lambda: ledger_rows(rounds["ledger"]))
     if {"calls", "bulk", "cold"} & set(sections):
         with sandbox_process(*SANDBOX_FLAGS) as base:
             await section("calls", lambda: figures.call_rows(base, rounds["calls"], rounds["memory"]))

@@ -247,9 +247,13 @@ class WriteRunner:
                 return await self._hold(held, body)
             log.info("an identical %s is in flight: joining it", tool or "write")
             ended = await self._await_end(action, claim.entry.owner, deadline)
-            if ended is None or ended.held(self._wall()) or usable(ended):
-                held.joined_entry = ended if ended is not None and not ended.held(self._wall()) else None
+            if ended is None:
+                continue  # the entry is gone (expired, evicted): claim afresh
+            still_held = ended.held(self._wall())
+            if still_held or usable(ended):
+                held.joined_entry = None if still_held else ended
                 return await body(held)
+            # The run it joined ended without an outcome to report (unknown): claim again, by the rules.
         raise TransportFailure(
             "the identical call in flight kept ending without an outcome; call again later"
         )
