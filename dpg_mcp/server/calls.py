@@ -79,8 +79,15 @@ async def _announce_tools_changed(ctx: Context[Any, Any]) -> None:
 
 
 async def call_tool(
-    state: DPGState, spec: ToolSpec, arguments: dict[str, Any], ctx: Context[Any, Any]
+    state: DPGState,
+    spec: ToolSpec,
+    arguments: dict[str, Any],
+    ctx: Context[Any, Any],
+    *,
+    local_files: bool = True,
 ) -> CallToolResult | InputRequiredResult:
+    """One tools/call. `local_files`: upload_image may read files of this machine (stdio, the user's own
+    machine); hosted, it never does."""
     # Checked here as well as in the middleware: whatever path reaches the tool, a hidden one never runs.
     refusal = guard(state, spec.name)
     if refusal is not None:
@@ -98,7 +105,7 @@ async def call_tool(
         principal=state.principal,
         progress=_progress_fn(ctx),
         confirm=_patient(confirm_fn(ctx), scope, budget),
-        upload_roots=upload_roots_fn(state, ctx),
+        upload_roots=upload_roots_fn(state, ctx) if local_files else None,
     )
     # Every call ends within its budget: each request to DPG is cut at the call's deadline and no retry
     # starts that would pass it (dpg.retry); the scope is the backstop for anything else that hangs.
@@ -163,12 +170,12 @@ async def _run(
     return success_result(seal(result, redact))
 
 
-def tool_for(source: CallerSource, spec: ToolSpec) -> Tool:
+def tool_for(source: CallerSource, spec: ToolSpec, *, local_files: bool = True) -> Tool:
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult | InputRequiredResult:
         # The caller is resolved from the request itself, not taken from the middleware: one less thing a
         # bypassed or reordered middleware could get wrong.
         state = await source.resolve(ctx.request_context.request)
-        return await call_tool(state, spec, arguments, ctx)
+        return await call_tool(state, spec, arguments, ctx, local_files=local_files)
 
     return make_tool(
         run,

@@ -141,7 +141,8 @@ def assemble(
         version=__version__,
         instructions=instructions,
         website_url="https://www.digitalphotogallery.com",
-        tools=[tool_for(source, spec) for spec in TOOLS],
+        # Hosted, a caller is someone else than the machine's user: no local file is ever read for them.
+        tools=[tool_for(source, spec, local_files=not hosted) for spec in TOOLS],
         log_level=log_level,
         middleware=[caller_middleware(source, options), prompt_guard(prompts)],
         token_verifier=token_verifier,
