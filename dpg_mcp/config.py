@@ -51,6 +51,8 @@ class Settings(BaseModel):
     allow_http: bool = False  # plain http to a host other than loopback (--allow-http)
     # Folders upload_image may read on stdio when the host offers no MCP roots (--upload-root, repeatable).
     upload_roots: tuple[str, ...] = ()
+    sandbox_port: int | None = Field(default=None, ge=1, le=65535)  # None: a free port
+    sandbox_state: str | None = None  # a directory that keeps the sandbox's gallery between runs
 
     @field_validator("api_url")
     @classmethod
@@ -139,6 +141,8 @@ def load_settings(
     sandbox: bool = False,
     allow_http: bool = False,
     upload_roots: Sequence[str] | None = None,
+    sandbox_port: int | None = None,
+    sandbox_state: str | None = None,
 ) -> Settings:
     """Flags win over the environment.
 
@@ -149,7 +153,11 @@ def load_settings(
         "sandbox": sandbox,
         "allow_http": allow_http,
         "upload_roots": tuple(upload_roots or ()),
+        "sandbox_port": sandbox_port,
+        "sandbox_state": sandbox_state,
     }
+    if (sandbox_port is not None or sandbox_state) and not sandbox:
+        raise ConfigError("--sandbox-port and --sandbox-state go with --sandbox")
     token = env.get("DPG_TOKEN")
     if token:
         values["token"] = SecretStr(token)

@@ -24,7 +24,7 @@ from dpg_mcp.server.results import error_result, success_result
 from dpg_mcp.server.schemas import annotations_for, input_schema, output_schema
 from dpg_mcp.server.sdk_adapter import Tool, make_tool
 from dpg_mcp.server.visibility import guard
-from dpg_mcp.tools import ToolContext, ToolSpec
+from dpg_mcp.tools import ToolContext, ToolSpec, input_model_for, publishes_output_schema
 from dpg_mcp.tools.egress import seal, seal_text
 from dpg_mcp.tools.errors import ToolInputError, agent_message
 from dpg_mcp.tools.inputs import parse_args
@@ -79,22 +79,16 @@ async def _announce_tools_changed(ctx: Context[Any, Any]) -> None:
 
 
 async def call_tool(
-    state: DPGState,
-    spec: ToolSpec,
-    arguments: dict[str, Any],
-    ctx: Context[Any, Any],
-    *,
-    local_files: bool = True,
+    state: DPGState, spec: ToolSpec, arguments: dict[str, Any], ctx: Context[Any, Any]
 ) -> CallToolResult | InputRequiredResult:
-    """One tools/call. `local_files`: upload_image may read files of this machine (stdio, the user's own
-    machine); hosted, it never does."""
     # Checked here as well as in the middleware: whatever path reaches the tool, a hidden one never runs.
     refusal = guard(state, spec.name)
     if refusal is not None:
         return refusal
+    model = input_model_for(spec, state.capabilities)  # the schema this caller was shown
     try:
         # Strictly as the published schema says: no JSON-in-a-string, no "true" for true, no null for absent.
-        args = parse_args(spec.input_model, arguments)
+        args = parse_args(model, arguments)
     except ToolInputError as exc:
         return error_result(agent_message(exc))
     budget = state.settings.wait_budget_s
@@ -105,7 +99,8 @@ async def call_tool(
         principal=state.principal,
         progress=_progress_fn(ctx),
         confirm=_patient(confirm_fn(ctx), scope, budget),
-        upload_roots=upload_roots_fn(state, ctx) if local_files else None,
+        upload_roots=upload_roots_fn(state, ctx),
+        uploads=state.uploads,
     )
     # Every call ends within its budget: each request to DPG is cut at the call's deadline and no retry
     # starts that would pass it (dpg.retry); the scope is the backstop for anything else that hangs.
@@ -170,19 +165,24 @@ async def _run(
     return success_result(seal(result, redact))
 
 
-def tool_for(source: CallerSource, spec: ToolSpec, *, local_files: bool = True) -> Tool:
+def tool_for(source: CallerSource, spec: ToolSpec, *, unpublished: frozenset[str] = frozenset()) -> Tool:
+    """The SDK tool for `spec`; `unpublished` arguments are left out of its schema (hosted: file_path)."""
+    schema = input_schema(spec.input_model)
+    for name in unpublished:
+        schema.get("properties", {}).pop(name, None)
+
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult | InputRequiredResult:
         # The caller is resolved from the request itself, not taken from the middleware: one less thing a
         # bypassed or reordered middleware could get wrong.
         state = await source.resolve(ctx.request_context.request)
-        return await call_tool(state, spec, arguments, ctx, local_files=local_files)
+        return await call_tool(state, spec, arguments, ctx)
 
     return make_tool(
         run,
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        input_schema=input_schema(spec.input_model),
-        output_schema=output_schema(spec.output_model),
+        input_schema=schema,
+        output_schema=output_schema(spec.output_model) if publishes_output_schema(spec) else None,
         annotations=annotations_for(spec),
     )

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.S)
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_SECTION = re.compile(r"\{\{([#^])\s*(\w+)\s*\}\}(.*?)\{\{/\s*\2\s*\}\}", re.S)
 
 
 def prompts_dir() -> Path | None:
@@ -41,12 +42,20 @@ class PromptFile:
     tools: frozenset[str] = frozenset()
 
     def render(self, values: Mapping[str, Any]) -> str:
-        def sub(match: re.Match[str]) -> str:
-            key = match.group(1)
-            value = values.get(key)
-            return str(value) if value not in (None, "") else self.defaults.get(key, "")
+        """{{x}} is the argument (or its default); {{#x}}…{{/x}} shows only when x is given, {{^x}}…{{/x}}
+        only when it is not, so an empty argument leaves no dangling words."""
 
-        return _PLACEHOLDER.sub(sub, self.body).strip() + "\n"
+        def value(key: str) -> str:
+            v = values.get(key)
+            return str(v).strip() if v not in (None, "") and str(v).strip() else self.defaults.get(key, "")
+
+        def section(match: re.Match[str]) -> str:
+            given = bool(value(match.group(2)))
+            return match.group(3) if given == (match.group(1) == "#") else ""
+
+        body = _SECTION.sub(section, self.body)
+        text = _PLACEHOLDER.sub(lambda m: value(m.group(1)), body)
+        return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
 def load_prompt(path: Path) -> PromptFile:

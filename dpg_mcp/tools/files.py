@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from pydantic import Field, ValidationError, model_validator
@@ -22,6 +25,7 @@ from dpg_mcp.tools.inputs import Id, ImageIds500, IsoDate, Keyword
 from dpg_mcp.tools.localfiles import image_type, read_image_file
 from dpg_mcp.tools.render import LIST_BUDGET, cap_items, clip, fence, one_line, plural, size_of, stamp
 from dpg_mcp.tools.shapes import ImageItem, WriteResult
+from dpg_mcp.tools.visibility import mark_hidden
 from dpg_mcp.tools.writes import (
     JOINED,
     WriteItem,
@@ -42,6 +46,7 @@ class UploadImageArgs(Args):
     content_base64: str | None = Field(
         None, max_length=MAX_UPLOAD_BYTES * 4 // 3 + 8, description="Or the file as base64"
     )
+    url: str | None = Field(None, max_length=2048, description="Or an https URL of the file")
     filename: str | None = Field(None, min_length=1, max_length=255, description="Needed with content_base64")
     title: str | None = Field(None, max_length=191)
     description: str | None = Field(None, max_length=5000)
@@ -52,8 +57,9 @@ class UploadImageArgs(Args):
 
     @model_validator(mode="after")
     def _check(self) -> UploadImageArgs:
-        if (self.file_path is None) == (self.content_base64 is None):
-            raise ValueError("give exactly one of file_path or content_base64")
+        given = [self.file_path, self.content_base64, self.url]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of file_path, content_base64 or url")
         if self.content_base64 is not None and not self.filename:
             raise ValueError("filename is needed with content_base64")
         return self
@@ -71,25 +77,41 @@ def _content_type(data: bytes) -> str:
     return mime
 
 
+HOSTED_NO_FILES = (
+    "file_path cannot be used: this dpg-mcp is hosted and never reads files on its own machine. "
+    "Send the file as content_base64 (with filename), or as an https url."
+)
+
+
 async def _read_source(ctx: ToolContext, args: UploadImageArgs) -> tuple[str, bytes]:
-    """(filename, bytes), checked locally before anything is sent. A file_path is read only under the
-    allowed roots (tools.localfiles)."""
+    """(filename, bytes), checked locally before anything is sent. A file_path is read only on stdio, and
+    only under the allowed roots (tools.localfiles); a url only where the server offers a guarded fetch."""
+    policy = ctx.uploads
+    limit = min(policy.max_bytes, MAX_UPLOAD_BYTES)
+    if args.url is not None:
+        if policy.fetch_url is None:
+            raise ToolInputError("url uploads are not available on this server; send content_base64")
+        data, _ = await policy.fetch_url(args.url, limit)
+        name = args.filename or PurePosixPath(urlsplit(args.url).path).name or "upload"
+        return name, data
     if args.file_path is not None:
+        if not policy.local_files:
+            raise ToolInputError(HOSTED_NO_FILES)
         roots = await ctx.upload_roots() if ctx.upload_roots is not None else []
         # In a worker thread: reading up to 50 MB must not stall the other calls of this server.
-        name, data, _ = await anyio.to_thread.run_sync(
-            read_image_file, args.file_path, roots, MAX_UPLOAD_BYTES
-        )
+        name, data, _ = await anyio.to_thread.run_sync(read_image_file, args.file_path, roots, limit)
         return args.filename or name, data
     raw = args.content_base64 or ""
-    if len(raw) > MAX_UPLOAD_BYTES * 4 // 3 + 8:
-        raise ToolInputError(f"content_base64 is over the {MAX_UPLOAD_BYTES // 2**20} MB limit")
+    if len(raw) > limit * 4 // 3 + 8:
+        raise ToolInputError(f"content_base64 is over the {limit / 2**20:g} MB limit")
     try:
         data = base64.b64decode("".join(raw.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ToolInputError("content_base64 is not valid base64") from None
     if not data:
         raise ToolInputError("content_base64 is empty")
+    if len(data) > limit:
+        raise ToolInputError(f"content_base64 is over the {limit / 2**20:g} MB limit")
     return args.filename or "upload", data
 
 
@@ -366,7 +388,8 @@ async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> Tool
 
 
 def _archive_line(a: ArchiveItem) -> str:
-    return f"- {a.uuid} | {a.image_count} images | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
+    count = plural(a.image_count or 0, "image")
+    return f"- {a.uuid} | {count} | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
 
 
 def _archive_cost(a: ArchiveItem) -> int:
@@ -384,6 +407,7 @@ class BuildArchiveArgs(Args):
 
 class ArchiveResult(WriteResult):
     archive: ArchiveItem | None = None
+    not_public: list[str] = Field(default_factory=list)  # zipped photos hidden or embargoed in a set
 
 
 async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
@@ -409,11 +433,53 @@ async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
     res = outcome.operation.result if outcome.operation else None
     if isinstance(res, dict):
         out.archive = ArchiveItem.of(Archive.model_validate(res.get("archive", res)))
+    if out.archive is None or not out.archive.url:
+        # DPG's recommended flow: the share link is listed by GET /v1/archives once the build succeeded.
+        listed = await _listed_archive(ctx, out.archive.uuid if out.archive else None)
+        if listed is not None:
+            out.archive = listed
+        elif out.archive is None or not out.archive.url:
+            out.message += " DPG gave no link yet: get_download_link with list_archives=true lists it."
+    out.not_public = await _not_public(ctx, args.image_uuids)
     text = write_text(out)
-    if out.archive:
+    if out.archive and out.archive.url:
         a = out.archive
-        text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {a.image_count} images): {a.url}"
+        count = plural(a.image_count or 0, "image")
+        text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {count}): {a.url}"
+    if out.not_public:
+        text += (
+            f"\nNot public in a set ({len(out.not_public)}), zipped all the same: "
+            + "; ".join(out.not_public[:30])
+            + "."
+        )
     return ToolResult(out, text)
+
+
+async def _listed_archive(ctx: ToolContext, uuid: str | None) -> ArchiveItem | None:
+    """The ready archive this build made, from GET /v1/archives: by uuid, else the newest one."""
+    page = await ctx.client.archives(limit=100)
+    ready = [a for a in page.items if (a.status or "ready") == "ready" and a.url]
+    if not ready:
+        return None
+    if uuid:
+        match = next((a for a in ready if uuid in (a.archive_uuid, a.uuid)), None)
+        return ArchiveItem.of(match) if match else None
+    return ArchiveItem.of(ready[0])  # DPG lists the newest first
+
+
+async def _not_public(ctx: ToolContext, image_uuids: list[str]) -> list[str]:
+    """The zipped photos hidden or embargoed in a set they belong to: "id hidden" / "id embargoed until T"."""
+    images = []
+    for uuid in image_uuids[:100]:  # bounded: one read per photo
+        with contextlib.suppress(DPGError):
+            images.append(await ctx.client.get_image(uuid))
+    items = [ImageItem.of(i) for i in images]
+    await mark_hidden(ctx, images, items)
+    return [
+        f"{i.uuid} embargoed until {i.activation_time}" if i.activation_time else f"{i.uuid} hidden"
+        for i in items
+        if i.hidden
+    ]
 
 
 def _archive_id(outcome: WriteOutcome) -> str | None:

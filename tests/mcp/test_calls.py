@@ -47,7 +47,7 @@ async def test_caption_image_then_get_image_shows_it(sb: Sandbox, mode: str) -> 
         detail = await client.call_tool("get_image", {"image_uuid": uuid})
     assert ok(detail)["title"] == "Sunset over the main stage"
     previews = [c for c in detail.content if isinstance(c, ImageContent)]
-    assert len(previews) == 1 and previews[0].mime_type == "image/png"
+    assert len(previews) == 1 and previews[0].mime_type == "image/jpeg"
     assert "<untrusted-gallery-text>" in text_of(detail)
     assert sum(sb.apply_counts().values()) == 1
 
@@ -63,7 +63,7 @@ async def test_add_to_set_and_build_archive_with_zip(sb: Sandbox, mode: str) -> 
         data, _ = await server.dpg.client.fetch_bytes(archive["archive"]["url"], 50_000_000)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = zf.namelist()
-        assert all(zf.read(n).startswith(b"\x89PNG") for n in names)
+        assert all(zf.read(n).startswith(b"\xff\xd8\xff") for n in names)
     assert len(names) == 3 and archive["archive"]["image_count"] == 3
 
 

@@ -104,7 +104,7 @@ async def test_stdio_subprocess(mode: str) -> None:
                 download = await http.get(link.structured_content["url"])
     assert {"search_images", "caption_image", "build_archive", "check_operation"} <= tools
     assert link.structured_content["url"].startswith("http://127.0.0.1:")
-    assert download.status_code == 200 and download.content.startswith(b"\x89PNG")
+    assert download.status_code == 200 and download.content.startswith(b"\xff\xd8\xff")
 
 
 def _free_port() -> int:

@@ -181,9 +181,9 @@ async def test_without_host_roots_the_flag_decides(uploader: Any, sb: Sandbox, t
 
 async def test_hosted_no_local_file_is_read_for_anyone(uploader: Any, tree: dict[str, Path]) -> None:
     """Hosted over HTTP, the caller is not this machine's user: --upload-root or not, no file is read."""
-    from dpg_mcp.server import FixedCaller, assemble
+    from dpg_mcp.tools.base import UploadPolicy
 
-    hosted = assemble(FixedCaller(uploader.dpg), instructions="x", hosted=True)
-    async with Client(hosted, mode="legacy") as client:
+    uploader.dpg.uploads = UploadPolicy(local_files=False)  # what the hosting callers give every caller
+    async with Client(uploader, mode="legacy") as client:
         bad, text = await upload(client, tree["outside"] / "secret.png")  # inside --upload-root
-    assert bad and "no folder" in text
+    assert bad and "hosted" in text and "never reads files" in text
