@@ -71,6 +71,13 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         help="how long a write waits for DPG before returning a handle",
     )
     parser.add_argument(
+        "--no-apps",
+        dest="apps",
+        action="store_false",
+        default=d(None),
+        help="no MCP Apps views (hosts without Apps see no difference either way)",
+    )
+    parser.add_argument(
         "--allow-http",
         action="store_true",
         default=d(False),
@@ -236,6 +243,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_url=args.api_url,
         wait_budget_s=args.wait_seconds,
         sandbox=args.sandbox,
+        apps=getattr(args, "apps", None),
         allow_http=args.allow_http,
         upload_roots=args.upload_root,
         sandbox_port=args.sandbox_port,
