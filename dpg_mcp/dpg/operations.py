@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import anyio
-import httpx2
 from pydantic import BaseModel
 
 from dpg_mcp.dpg.client import DPGClient, WriteReply
 from dpg_mcp.dpg.errors import DPGError, TransportFailure
 from dpg_mcp.dpg.models import Operation
+from dpg_mcp.dpg.retry import RetryPolicy, remaining, with_retries
 from dpg_mcp.ledger import LEASE_S, Entry, Kind, Ledger, Mode, State, action_digest, request_digest
 from dpg_mcp.ledger import ops as ledger_ops
 from dpg_mcp.ledger.rules import Claim
@@ -198,6 +198,15 @@ class WriteRunner:
         self._wall = wall  # ledger times are compared across processes: wall clock
         self._sleep: SleepFn = sleep or anyio.sleep
         self._rng = rng or random.Random()
+        # Writes resend under the same policy as reads (dpg.retry), with the same key each time; a 429's
+        # Retry-After is waited however long, as long as it fits in the budget.
+        self._policy = RetryPolicy(
+            max_attempts=self.max_send_attempts,
+            max_rate_limit_waits=self.max_send_attempts,
+            max_retry_after=float("inf"),
+            backoff_base=backoff_base_s,
+            backoff_cap=backoff_cap_s,
+        )
         self._ended: dict[str, anyio.Event] = {}  # runs of this process, by action: joiners wake at once
 
     # ---- the action in the ledger ------------------------------------------------------------------------
@@ -338,7 +347,7 @@ class WriteRunner:
         `resend` (what may have been applied, and what calling again will do).
         """
         start = self._clock()
-        deadline = start + self.budget_s
+        deadline = self._within_call(start + self.budget_s)
         request = request_digest(method, path, body)
 
         async def go(held: Held) -> WriteOutcome:
@@ -426,7 +435,7 @@ class WriteRunner:
         """Finish waiting on an Operation (check_operation). Raises DPGError 404 for an unknown id."""
         start = self._clock()
         total = self.budget_s if budget_s is None else budget_s
-        deadline = start + total
+        deadline = self._within_call(start + total)
         # A hanging API must not hold check_operation past its budget (the in-process transport has no
         # socket timeouts, and the client's own read retries could add up to minutes).
         with anyio.move_on_after(max(total, _MIN_ATTEMPT_S)) as scope:
@@ -449,45 +458,56 @@ class WriteRunner:
         progress: ProgressFn | None,
         start: float,
     ) -> tuple[WriteReply, int]:
+        """Send until DPG answers, always with the same key, under the one retry policy (dpg.retry): the
+        runner's budget and the tool call's deadline both bound it."""
         attempts = 0
-        while True:
+
+        async def once() -> WriteReply:
+            nonlocal attempts
             attempts += 1
             remaining = deadline - self._clock()
             # The client's own timeout caps each try; near the end of the budget, still give it a fair chance.
             per_attempt = min(self.client.timeout, max(_MIN_ATTEMPT_S, remaining))
-            last: Exception
-            retry_after: float | None = None
-            try:
-                return await self.client.send_write(
-                    method, path, body, key, attempt_timeout=per_attempt
-                ), attempts
-            except httpx2.TransportError as exc:
-                last = exc
-            except DPGError as err:
-                if not err.retryable:
-                    raise
-                last = err
-                retry_after = err.retry_after if err.status == 429 else None
-            delay = retry_after if retry_after is not None else self._backoff(attempts)
-            if attempts >= self.max_send_attempts or self._clock() + delay >= deadline:
-                if isinstance(last, DPGError):
-                    raise last
-                raise TransportFailure(
-                    f"{method} {path}: no answer after {attempts} attempt(s) ({type(last).__name__}); "
-                    "every attempt used the same Idempotency-Key, so it was applied at most once"
-                ) from last
+            return await self.client.send_write(method, path, body, key, attempt_timeout=per_attempt)
+
+        async def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
             log.warning(
                 "%s %s: attempt %d failed (%s); resending with the same key in %.2fs",
                 method,
                 path,
-                attempts,
-                _kind(last),
+                attempt,
+                _kind(exc),
                 delay,
             )
             await self._report(
-                progress, start, self.budget_s, f"{method} {path}: retrying (attempt {attempts + 1})"
+                progress, start, self.budget_s, f"{method} {path}: retrying (attempt {attempt + 1})"
             )
-            await self._sleep(delay)
+
+        def give_up(exc: BaseException, sent: int) -> DPGError:
+            return TransportFailure(
+                f"{method} {path}: no answer after {sent} attempt(s) ({type(exc).__name__}); "
+                "every attempt used the same Idempotency-Key, so it was applied at most once"
+            )
+
+        reply = await with_retries(
+            f"{method} {path}",
+            once,
+            self._policy,
+            sleep=self._sleep,
+            rng=self._rng,
+            deadline=deadline,
+            clock=self._clock,
+            on_retry=on_retry,
+            give_up=give_up,
+        )
+        return reply, attempts
+
+    def _within_call(self, deadline: float) -> float:
+        """`deadline`, or the tool call's own deadline if that comes first (dpg.retry.call_deadline): a part
+        of a write in chunks, or a write after a read, never runs past the call's budget; it returns its
+        handle ("running") in time instead."""
+        left = remaining()
+        return deadline if left is None else min(deadline, self._clock() + max(left, 0.0))
 
     def _backoff(self, attempts: int) -> float:
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * (2 ** (attempts - 1)))
