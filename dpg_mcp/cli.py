@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -49,6 +50,13 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         type=float,
         default=d(None),
         help="how long a write waits for DPG before returning a handle",
+    )
+    parser.add_argument(
+        "--ledger",
+        default=d(None),
+        metavar="PATH|memory",
+        help="the write ledger: a SQLite file (default: one in the user's state dir, or Redis when "
+        "$REDIS_URL is set), or 'memory'",
     )
     parser.add_argument("-v", "--verbose", action="count", default=d(0), help="more logging on stderr")
 
@@ -116,11 +124,14 @@ async def tools_list_bytes(server: Any) -> tuple[int, list[dict[str, Any]]]:
     return len(payload.encode("utf-8")), tools
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, ledger_spec: str | None = None) -> None:
+    from dpg_mcp.ledger import open_ledger
     from dpg_mcp.server import account_of, build_server
 
+    # The ledger outlives this process (SQLite file, Redis): a resend after a restart still finds its entry.
+    ledger = open_ledger(ledger_spec, redis_url=os.environ.get("REDIS_URL") or None)
     async with open_client(settings) as client:
-        server = await build_server(client, settings)
+        server = await build_server(client, settings, ledger=ledger)
         name, _, _ = account_of(server.dpg.me)
         where = f"the embedded DPG sandbox at {client.base_url}" if settings.sandbox else settings.api_url
         print(
@@ -129,7 +140,10 @@ async def _serve(settings: Settings) -> None:
             file=sys.stderr,
             flush=True,
         )
-        await server.run_stdio_async()
+        try:
+            await server.run_stdio_async()
+        finally:
+            await ledger.aclose()
 
 
 async def _check(settings: Settings, as_json: bool) -> None:
@@ -198,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             anyio.run(_check, settings, bool(args.json))
         else:
-            anyio.run(_serve, settings)
+            anyio.run(_serve, settings, args.ledger)
     except ConfigError as exc:
         print(f"dpg-mcp: {exc}", file=sys.stderr)
         return EXIT_CONFIG

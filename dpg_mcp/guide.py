@@ -60,7 +60,8 @@ def _rules(has_writes: bool, tool_names: Sequence[str]) -> list[str]:
         rules.insert(
             0,
             "Writes complete for you: a write tool waits for DPG to finish and returns the result. "
-            "Calling the same tool again with the same arguments never applies a change twice. "
+            "A write is never created twice, and never applied twice in a way that changes the outcome: "
+            "when a result or error says to call again with the same arguments, do exactly that. "
             "If a write outlasts the wait it returns an operation id: call check_operation with it "
             "instead of repeating the write.",
         )

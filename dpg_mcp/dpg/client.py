@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -46,6 +45,7 @@ from dpg_mcp.dpg.models import (
     items_from_json,
     page_of,
 )
+from dpg_mcp.ledger.canonical import canonical_bytes
 
 DEFAULT_BASE_URL = "https://api.digitalphotogallery.com"
 ENV_BASE_URL = "DPG_API_URL"
@@ -235,7 +235,7 @@ class DPGClient:
         content: bytes | None = None
         if body is not None:
             # Same bytes on every retry of this key: the server fingerprints method + path + body.
-            content = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            content = canonical_bytes(body)  # the bytes the ledger's request digest is made of
             headers["Content-Type"] = "application/json"
         resp = await self._attempt(
             method.upper(), path, content=content, headers=headers, attempt_timeout=attempt_timeout

@@ -38,6 +38,10 @@ _DEFAULT_CODES = {
 class DPGError(Exception):
     """A DPG answer that was not a success, or (subclass) no answer at all."""
 
+    # Set by the write runner when a write's outcome is open: whether it may have been applied, and
+    # exactly what calling again will do (the ledger's rule for that kind of tool).
+    resend: str | None = None
+
     def __init__(
         self,
         status: int,

@@ -30,7 +30,9 @@ Stamp = str | int | float | None
 
 M = TypeVar("M", bound=BaseModel)
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed"})
+# DECISIONS.md: `succeeded` ends well; these end badly; any other status is still in progress.
+FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "expired", "rejected"})
+TERMINAL_STATUSES = frozenset({"succeeded"}) | FAILED_STATUSES
 
 
 class DPGModel(BaseModel):
@@ -378,7 +380,7 @@ class Operation(DPGModel):
 
     @property
     def is_terminal(self) -> bool:
-        # Any status other than succeeded/failed (pending, queued, running, ...) counts as still running.
+        # Any status not listed (pending, queued, running, one never seen) counts as still running.
         return self.status in TERMINAL_STATUSES
 
     @property

@@ -1,21 +1,26 @@
-"""The write runner: every write tool goes through `WriteRunner.run`.
+"""The write runner: every write tool goes through `WriteRunner`.
 
-One logical write = one Idempotency-Key (uuid4, or the memo's key when the agent repeats the same call).
-The runner sends the write and, when no usable answer comes (timeout, dropped connection, 5xx, 429), sends it
-AGAIN WITH THE SAME KEY: DPG then either applies it for the first time or replays the original Operation, so
-the work happens at most once. It then polls the Operation until it is terminal or the time budget is spent;
-in that case it returns state "running" with the Operation, which `wait()` (check_operation) can finish later.
+A write is an *action* (DPG origin, principal, tool, canonical arguments) with an entry in the ledger
+(`dpg_mcp.ledger`). The runner claims the action there before sending anything: the entry's state decides the
+Idempotency-Key (a fresh one, or the earlier one again), or that an identical call already running is joined
+instead of sending twice. While the run lives a heartbeat renews its lease; when it ends, the entry records
+what DPG said (done, failed, partial) or that DPG's final word never came (unknown).
+
+Inside one run the runner sends the write and, when no usable answer comes (timeout, dropped connection, 5xx,
+429), sends it AGAIN WITH THE SAME KEY: DPG then applies it for the first time or replays the original
+Operation. It then polls the Operation until it ends or the time budget is spent; in that case it returns
+state "running" with the Operation, which `wait()` (check_operation) can finish later.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 import anyio
 import httpx2
@@ -24,17 +29,24 @@ from pydantic import BaseModel
 from dpg_mcp.dpg.client import DPGClient, WriteReply
 from dpg_mcp.dpg.errors import DPGError, TransportFailure
 from dpg_mcp.dpg.models import Operation
-from dpg_mcp.state import WriteMemo
+from dpg_mcp.ledger import LEASE_S, Entry, Kind, Ledger, Mode, State, action_digest, request_digest
+from dpg_mcp.ledger import ops as ledger_ops
+from dpg_mcp.ledger.rules import Claim
 
 log = logging.getLogger("dpg_mcp.dpg")
 
 ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
 Clock = Callable[[], float]
 SleepFn = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 DEFAULT_BUDGET_S = 45.0
 # Never give one send less than this, even at the end of the budget: a too-short attempt only adds retries.
 _MIN_ATTEMPT_S = 1.0
+# How often a joiner looks whether the run it joined (maybe in another process) has ended.
+_JOIN_POLL_S = 0.1
+# A joiner whose run ended without a usable outcome claims again; this bounds those rounds.
+_MAX_CLAIMS = 4
 
 
 class WriteOutcome(BaseModel):
@@ -43,8 +55,10 @@ class WriteOutcome(BaseModel):
     state: Literal["succeeded", "failed", "running"]  # running = budget spent; resumable with wait()
     operation: Operation | None = None
     body: Any = None  # the direct body of a 200/201 reply (upload ticket, download link)
-    replayed: bool = False  # the memo reused an earlier key: already applied earlier, nothing done twice
-    attempts: int = 0  # how many times the write was sent (0 for wait())
+    replayed: bool = False  # DPG replayed this key with a final outcome: applied earlier, not by this call
+    joined: bool = False  # an identical call was running: this one waited for it and sent nothing
+    previous: str | None = None  # the ledger state this call found ("unknown", "done", "partial"...)
+    attempts: int = 0  # how many times the write was sent (0 for wait() and for a joined run)
 
     @property
     def error(self) -> dict[str, Any] | None:
@@ -52,33 +66,253 @@ class WriteOutcome(BaseModel):
         return self.operation.error if self.operation is not None else None
 
 
+def resend_advice(kind: Kind, tool: str | None = None) -> str:
+    """What may have happened to a write whose outcome is unknown, and exactly what a resend will do."""
+    again = f"Calling {tool} again" if tool else "Calling again"
+    if kind is Kind.CREATE:
+        return (
+            "It may or may not have been applied. "
+            f"{again} with the same arguments resends it under the same idempotency key, so DPG creates it "
+            "at most once and reports the one it made."
+        )
+    return (
+        "It may or may not have been applied. "
+        f"{again} with the same arguments sends it again (setting the same value twice changes nothing) "
+        "and reports DPG's state after it."
+    )
+
+
+@dataclass
+class Held:
+    """One run's hold on an action in the ledger (or, joined, the entry of the run it waited for)."""
+
+    runner: WriteRunner
+    action: str
+    kind: Kind
+    tool: str | None
+    claim: Claim
+    run: str
+    joined_entry: Entry | None = None  # joined: the entry after the holder ended (None: still running)
+    settled: bool = False
+    _notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def joined(self) -> bool:
+        return self.claim.mode is Mode.JOIN
+
+    @property
+    def key(self) -> str:
+        return self.claim.key
+
+    @property
+    def previous(self) -> Entry | None:
+        return self.claim.previous
+
+    async def note(
+        self,
+        *,
+        op: str | None = None,
+        made: str | None = None,
+        tx: str | None = None,
+        request: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        """Record what became known mid-run (shielded: a cancel must not lose the operation id)."""
+        if self.joined:
+            return
+        with anyio.CancelScope(shield=True):
+            await ledger_ops.note(
+                self.runner.ledger,
+                self.action,
+                run=self.run,
+                op=op,
+                made=made,
+                tx=tx,
+                request=request,
+                key=key,
+                now=self.runner._wall(),
+            )
+
+    async def settle(
+        self,
+        state: State,
+        *,
+        op: str | None = None,
+        made: str | None = None,
+        done_items: tuple[str, ...] | None = None,
+    ) -> None:
+        if self.joined or self.settled:
+            return
+        self.settled = True
+        with anyio.CancelScope(shield=True):
+            await ledger_ops.settle(
+                self.runner.ledger,
+                self.action,
+                now=self.runner._wall(),
+                run=self.run,
+                state=state,
+                op=op,
+                made=made,
+                done_items=done_items,
+            )
+
+    async def settle_outcome(self, outcome: WriteOutcome, *, made: str | None = None) -> None:
+        """The state DPG's answer puts the action in: done, failed (ended badly), unknown (running)."""
+        op = outcome.operation.uuid if outcome.operation is not None else None
+        state = {"succeeded": State.DONE, "failed": State.FAILED}.get(outcome.state, State.UNKNOWN)
+        await self.settle(state, op=op, made=made)
+
+
 class WriteRunner:
     def __init__(
         self,
         client: DPGClient,
-        memo: WriteMemo,
+        ledger: Ledger,
         budget_s: float = DEFAULT_BUDGET_S,
         *,
+        origin: str = "",
         max_send_attempts: int = 10,
         backoff_base_s: float = 0.1,
         backoff_cap_s: float = 2.0,
         poll_initial_s: float = 0.02,
         poll_max_s: float = 1.0,
+        lease_s: float = LEASE_S,
         clock: Clock = time.monotonic,
+        wall: Clock = time.time,
         sleep: SleepFn | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
-        self.memo = memo
+        self.ledger = ledger
         self.budget_s = budget_s
+        # Which gallery: the API URL plus, for the embedded sandbox, its per-start instance id. A ledger
+        # entry never answers for another gallery (or for a sandbox that was reset).
+        self.origin = origin or client.base_url
         self.max_send_attempts = max(1, max_send_attempts)
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.poll_initial_s = poll_initial_s
         self.poll_max_s = poll_max_s
+        self.lease_s = lease_s
         self._clock = clock
+        self._wall = wall  # ledger times are compared across processes: wall clock
         self._sleep: SleepFn = sleep or anyio.sleep
         self._rng = rng or random.Random()
+        self._ended: dict[str, anyio.Event] = {}  # runs of this process, by action: joiners wake at once
+
+    # ---- the action in the ledger ------------------------------------------------------------------------
+
+    def action_of(self, principal: str, fingerprint: str) -> str:
+        """The ledger's name for an action: digest of (origin, principal, what is done)."""
+        return action_digest(self.origin, principal, "", fingerprint)
+
+    async def within(
+        self,
+        principal: str,
+        fingerprint: str,
+        body: Callable[[Held], Awaitable[T]],
+        *,
+        kind: Kind = Kind.SET,
+        tool: str | None = None,
+        request: str = "",
+        deadline: float | None = None,
+        usable: Callable[[Entry], bool] | None = None,
+        fresh: bool = False,
+    ) -> T:
+        """Claim the action, run `body` holding it (lease renewed by a heartbeat), then settle it.
+
+        A claim that finds the action in flight joins it: it waits (until `deadline`) for that run to end and
+        calls `body` with a joined Held whose `joined_entry` is the entry the run left, when `usable` says it
+        tells the outcome; otherwise (the run ended unknown) it claims again. A body that returns without
+        settling, raises or is cancelled leaves the action `unknown`, except a refusal (a DPGError that is not
+        retryable), which leaves it `failed`: nothing was applied.
+        """
+        action = self.action_of(principal, fingerprint)
+        deadline = self._clock() + self.budget_s if deadline is None else deadline
+        usable = usable or _tells_outcome
+        run = uuid.uuid4().hex
+        for _ in range(_MAX_CLAIMS):
+            claim = await ledger_ops.claim(
+                self.ledger,
+                action,
+                now=self._wall(),
+                kind=kind,
+                run=run,
+                request=request,
+                lease_s=self.lease_s,
+                fresh=fresh,
+            )
+            held = Held(self, action, kind, tool, claim, run)
+            if claim.mode is not Mode.JOIN:
+                return await self._hold(held, body)
+            log.info("an identical %s is in flight: joining it", tool or "write")
+            ended = await self._await_end(action, claim.entry.owner, deadline)
+            if ended is None or ended.held(self._wall()) or usable(ended):
+                held.joined_entry = ended if ended is not None and not ended.held(self._wall()) else None
+                return await body(held)
+        raise TransportFailure(
+            "the identical call in flight kept ending without an outcome; call again later"
+        )
+
+    async def _hold(self, held: Held, body: Callable[[Held], Awaitable[T]]) -> T:
+        event = self._ended.setdefault(held.action, anyio.Event())
+        try:
+            try:
+                return await self._with_heartbeat(held, body)
+            except DPGError as err:
+                if not err.retryable and err.code not in _UNSURE_CODES:
+                    await held.settle(State.FAILED)  # refused: nothing was applied
+                elif err.resend is None:
+                    err.resend = resend_advice(held.kind, held.tool)
+                raise
+        finally:
+            # Whatever happened (error, cancel, a body that forgot): no final word means unknown.
+            if not held.settled:
+                await held.settle(State.UNKNOWN)
+            event.set()
+            if self._ended.get(held.action) is event:
+                del self._ended[held.action]
+
+    async def _with_heartbeat(self, held: Held, body: Callable[[Held], Awaitable[T]]) -> T:
+        # The body's own exception leaves the task group unwrapped: it is caught inside, raised outside.
+        failure: BaseException | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._heartbeat, held)
+            try:
+                result = await body(held)
+            except BaseException as exc:  # incl. cancellation: re-raised below, after the group
+                failure = exc
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return result
+
+    async def _heartbeat(self, held: Held) -> None:
+        """Renew the lease while the run lives, so a long run is never mistaken for a dead one."""
+        while True:
+            await anyio.sleep(self.lease_s / 3)
+            if not await ledger_ops.renew(
+                self.ledger, held.action, now=self._wall(), run=held.run, lease_s=self.lease_s
+            ):
+                return
+
+    async def _await_end(self, action: str, owner: str, deadline: float) -> Entry | None:
+        """Wait for the holder's run to end (here or in another process); the entry it left, or None."""
+        while True:
+            entry = await self.ledger.get(action)
+            if entry is None or not entry.held(self._wall()) or entry.owner != owner:
+                return entry
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return entry
+            local = self._ended.get(action)
+            with anyio.move_on_after(min(_JOIN_POLL_S, remaining)):
+                if local is not None:
+                    await local.wait()
+                else:
+                    await anyio.sleep(_JOIN_POLL_S)
+
+    # ---- one request -------------------------------------------------------------------------------------
 
     async def run(
         self,
@@ -87,52 +321,76 @@ class WriteRunner:
         body: Any,
         *,
         principal: str,
-        fingerprint: str,
+        fingerprint: str | None = None,
+        kind: Kind = Kind.SET,
+        tool: str | None = None,
         progress: ProgressFn | None = None,
+        fresh: bool = False,
     ) -> WriteOutcome:
-        """Send one logical write exactly once (as far as DPG's idempotency allows) and follow it.
+        """One write, claimed in the ledger under `fingerprint` (default: the request), sent and followed.
 
         Raises DPGError for a refusal (4xx other than 429, incl. 409 idempotency_key_conflict), and
-        DPGError/TransportFailure when the budget or attempts ran out before any answer (the write may or may
-        not have been applied, but at most once: a repeat of the same call reuses the key via the memo).
+        DPGError/TransportFailure when the budget or attempts ran out before any answer; those carry
+        `resend` (what may have been applied, and what calling again will do).
         """
         start = self._clock()
         deadline = start + self.budget_s
         request = request_digest(method, path, body)
-        key, reused = await self.memo.claim(principal, fingerprint, request=request)
-        try:
-            return await self._run_claimed(
-                method, path, body, key, reused, principal, fingerprint, start, deadline, progress
-            )
-        finally:
-            # Success, refusal or cancellation: this run of the key is over (shielded: it must happen even
-            # when the tool call is being cancelled, or the entry would look in flight until its lease ends).
-            with anyio.CancelScope(shield=True):
-                await self.memo.release(principal, fingerprint, key)
 
-    async def _run_claimed(
+        async def go(held: Held) -> WriteOutcome:
+            if held.joined:
+                return await self.joined_outcome(held, progress)
+            outcome = await self.send(
+                method, path, body, held, start=start, deadline=deadline, progress=progress
+            )
+            await held.settle_outcome(outcome)
+            return outcome
+
+        return await self.within(
+            principal,
+            fingerprint or request,
+            go,
+            kind=kind,
+            tool=tool,
+            request=request,
+            deadline=deadline,
+            fresh=fresh,
+        )
+
+    async def joined_outcome(self, held: Held, progress: ProgressFn | None = None) -> WriteOutcome:
+        """The outcome of the run this call joined: its Operation, followed to its end within the budget."""
+        entry = held.joined_entry
+        previous = held.previous.state.value if held.previous is not None else None
+        if entry is None or not entry.op:
+            op = Operation(uuid=held.previous.op) if held.previous is not None and held.previous.op else None
+            return WriteOutcome(state="running", operation=op, joined=True, previous=previous)
+        outcome = await self.wait(entry.op, progress=progress)
+        return outcome.model_copy(update={"joined": True, "previous": previous})
+
+    async def send(
         self,
         method: str,
         path: str,
         body: Any,
-        key: str,
-        reused: bool,
-        principal: str,
-        fingerprint: str,
+        held: Held,
+        *,
         start: float,
         deadline: float,
         progress: ProgressFn | None,
+        key: str | None = None,
     ) -> WriteOutcome:
+        """Send under `key` (default: the held action's key), retrying with it, and follow the Operation."""
+        key = key or held.key
         conflicts = 0
         while True:
             try:
                 reply, attempts = await self._send(method, path, body, key, deadline, progress, start)
                 break
             except DPGError as err:
-                # We only ever send a key with one request (the memo reuses keys only for the very same
+                # We only ever send a key with one request (the ledger reuses keys only for the very same
                 # request), so a 409 is not a changed body: most likely an earlier attempt with this key (a
                 # timed-out send, or the agent's first call) is still in progress on the server. A new key
-                # could apply the write twice: wait and resend with the same key, and keep it in the memo.
+                # could apply the write twice: wait and resend with the same key.
                 conflict = err.code == "idempotency_key_conflict"
                 delay = self._backoff(conflicts + 3)
                 if conflict and conflicts < 3 and self._clock() + delay < deadline:
@@ -140,21 +398,23 @@ class WriteRunner:
                     log.warning("%s %s: key still busy (409); resending in %.2fs", method, path, delay)
                     await self._sleep(delay)
                     continue
-                if not err.retryable and not conflict:
-                    # Refused before anything was applied: a corrected or later repeat is a new action.
-                    await self.memo.forget(principal, fingerprint, key)
                 raise
         op = reply.operation
-        await self.memo.record(principal, fingerprint, op.uuid if op else None)
-        # The server's own replay marker, when it sends one, beats our guess: a reused key whose first run
-        # never reached DPG was applied now, for the first time.
-        replayed = reused if reply.replayed is None else (reused and reply.replayed)
+        if op is not None:
+            await held.note(op=op.uuid)
+        reused = held.claim.mode is Mode.REUSE and key == held.key
+        previous = held.previous.state.value if held.previous is not None else None
         if op is None:
-            return WriteOutcome(state="succeeded", body=reply.body, replayed=replayed, attempts=attempts)
-        outcome = await self._follow(op, start, deadline, progress, etag=None, total=self.budget_s)
-        if outcome.state == "failed":
-            await self.memo.forget(principal, fingerprint, key)
-        return outcome.model_copy(update={"replayed": replayed, "attempts": attempts})
+            replayed = bool(reused and reply.replayed)
+            return WriteOutcome(
+                state="succeeded", body=reply.body, replayed=replayed, attempts=attempts, previous=previous
+            )
+        outcome = await self._follow(
+            op, start, deadline, progress, etag=None, total=self.budget_s, accepted=True
+        )
+        # "Applied earlier" only when DPG itself said it replayed this key and the replayed outcome is final.
+        replayed = bool(reused and reply.replayed and outcome.state != "running")
+        return outcome.model_copy(update={"replayed": replayed, "attempts": attempts, "previous": previous})
 
     async def wait(
         self, operation_uuid: str, *, progress: ProgressFn | None = None, budget_s: float | None = None
@@ -240,7 +500,10 @@ class WriteRunner:
         *,
         etag: str | None,
         total: float,
+        accepted: bool = False,
     ) -> WriteOutcome:
+        """Poll until the Operation ends (DECISIONS.md: succeeded, or failed/cancelled/expired/rejected) or
+        the budget is spent; any other status counts as in progress, and the "running" outcome carries it."""
         floor: float | None = None  # a 429's Retry-After: wait at least that before the next poll
         while not op.is_terminal:
             await self._report(progress, start, total, _status_line(op))
@@ -258,6 +521,15 @@ class WriteRunner:
                 try:
                     fresh, etag = await self.client.get_operation(op.uuid, etag)
                 except DPGError as err:
+                    if accepted and err.status == 404:
+                        # DPG accepted the write, then forgot its Operation: the outcome is unknown, and the
+                        # id came from DPG, not from the agent.
+                        raise DPGError(
+                            502,
+                            "operation_lost",
+                            f"DPG accepted the write as operation {op.uuid}, then no longer knew it",
+                            request_id=err.request_id,
+                        ) from err
                     # A 404 (unknown op) is the truth; an odd body (a proxy's page) is not worth failing over.
                     if not err.retryable and err.code != "invalid_response":
                         raise
@@ -313,10 +585,13 @@ def operation_hint(op: Operation) -> float | None:
     return None
 
 
-def request_digest(method: str, path: str, body: Any) -> str:
-    """What DPG fingerprints for idempotency: method + path + canonical JSON body."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()[:32]
+# Non-retryable codes that still leave the outcome open: the write may have been applied.
+_UNSURE_CODES = frozenset({"idempotency_key_conflict", "operation_lost", "invalid_response"})
+
+
+def _tells_outcome(entry: Entry) -> bool:
+    """A run that ended with DPG's word about an Operation: a joiner can report it without sending."""
+    return bool(entry.op) and entry.state in (State.DONE, State.FAILED, State.PARTIAL)
 
 
 def _status_line(op: Operation) -> str:

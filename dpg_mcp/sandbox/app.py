@@ -88,7 +88,8 @@ class FaultMiddleware:
             await send(message)
 
         drop = False
-        if not exempt and faults.active:
+        targeted = not faults.paths or path.startswith(faults.paths)
+        if not exempt and targeted and faults.active:
             n = sb.fault_seq
             sb.fault_seq += 1
             r_err, r_drop = sb.fault_rng.random(), sb.fault_rng.random()
@@ -108,8 +109,9 @@ class FaultMiddleware:
                 )
                 await self._reply(scope, receive, send_with_id, err)
                 return
-            is_write = (
-                method in WRITE_METHODS and path.startswith("/v1/") and not path.startswith("/v1/auth/")
+            # The image processor's upload commits too: its reply can be lost like any write's.
+            is_write = method in WRITE_METHODS and (
+                (path.startswith("/v1/") and not path.startswith("/v1/auth/")) or path == "/processor/upload"
             )
             drop = is_write and r_drop < faults.drop_rate
 

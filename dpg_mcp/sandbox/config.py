@@ -19,6 +19,9 @@ class Faults:
     burst_429_every: int = 0  # after every N served requests ...
     burst_429_len: int = 0  # ... M requests are answered 429 rate_limited
     retry_after: int = 1
+    # Only requests whose path starts with one of these get errors, drops and 429s (empty: every path), e.g.
+    # ("/processor/",) to fail the image processor's upload alone.
+    paths: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import io
 import re
+import uuid
 import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,9 @@ class Engine:
         self.secret = hashlib.sha256(f"dpg-sandbox-secret:{config.seed}".encode()).digest()
         self.write_routes: list[WriteRoute] = []
         self._last_sweep = float("-inf")
+        # A fresh id on every start (GET /v1/me `instance_id`): the seed makes every start look the same, and
+        # a client's write ledger must never take a reset gallery for the one its entries are about.
+        self.instance_id = uuid.uuid4().hex
 
     # --- signing ------------------------------------------------------------------
     def sign(self, message: str) -> str:

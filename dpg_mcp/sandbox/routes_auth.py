@@ -32,7 +32,7 @@ async def _body(request: Request) -> Any:
 def routes(eng: Engine) -> list[BaseRoute]:
     async def me(request: Request, p: Principal) -> Response:
         check_query(request, set())
-        return json_get(request, p.me())
+        return json_get(request, {**p.me(), "instance_id": eng.instance_id})
 
     async def sign_in(request: Request) -> Response:
         try:

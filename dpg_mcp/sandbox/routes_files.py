@@ -280,6 +280,7 @@ async def _process_upload(eng: Engine, request: Request) -> Response:
         embedded=embedded,
         upload=data,
         upload_mime=mime,
+        transaction_uuid=env["transaction_uuid"],
     )
     add_keywords(im, [parse_keyword(k, "keywords") for k in env.get("keywords", [])])
     if env.get("read_metadata") and embedded:

@@ -54,6 +54,7 @@ class ImageRec:
     metadata_profile_uuid: str | None = None
     upload: bytes | None = None  # original bytes of an uploaded file
     upload_mime: str | None = None
+    transaction_uuid: str | None = None  # the upload transaction that made it (uploaded images only)
 
 
 @dataclass

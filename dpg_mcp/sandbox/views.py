@@ -59,6 +59,7 @@ def image_json(store: Store, im: ImageRec, base: str) -> dict[str, Any]:
         "keywords": [{"namespace": ns, "value": v} for ns, v in im.keywords],
         "metadata": dict(im.metadata),
         "metadata_profile_uuid": im.metadata_profile_uuid,
+        "transaction_uuid": im.transaction_uuid,
         "exif": dict(im.exif),
         "geo": dict(im.geo) if im.geo else None,
         "has_video": im.has_video,

@@ -61,8 +61,15 @@ def account_of(me: Me) -> tuple[str, str | None, str | None]:
     return acc.name or "unknown account", acc.unique_id, acc.uuid
 
 
+def origin_of(client: DPGClient, me: Me) -> str:
+    """Which gallery the ledger's entries are about: the API URL, plus the instance id the DPG sandbox sends
+    in /v1/me (fresh on every start, so a reset sandbox never inherits entries). The real API sends none."""
+    instance = (me.model_extra or {}).get("instance_id")
+    return f"{client.base_url}#{instance}" if isinstance(instance, str) and instance else client.base_url
+
+
 def principal_of(me: Me, token: str) -> str:
-    """A stable id for the write memo: account + token (service token uuid, else user uuid, else a hash)."""
+    """A stable id for the write ledger: account + token (service token uuid, else user uuid, else a hash)."""
     _, _, account_uuid = account_of(me)
     who = (me.service_token.uuid if me.service_token else None) or (me.user.uuid if me.user else None)
     if not who:

@@ -85,7 +85,7 @@ async def call_tool(
         log.exception("tool %s failed unexpectedly", spec.name)
         return error_result(
             f"{spec.name} failed inside dpg-mcp (a bug, not your input). If it was a write, read the item "
-            "back before calling again; calling again with the same arguments never applies a change twice."
+            "back before calling again; calling again with the same arguments never creates anything twice."
         )
     return success_result(result)
 

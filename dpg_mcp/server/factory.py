@@ -23,12 +23,14 @@ from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.models import Me
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.guide import build_instructions, fetch_guide
+from dpg_mcp.ledger import Ledger, MemoryLedger
 from dpg_mcp.server.caller import (
     CallerSource,
     DPGState,
     FixedCaller,
     account_of,
     capabilities_of,
+    origin_of,
     principal_of,
     read_me,
 )
@@ -36,7 +38,6 @@ from dpg_mcp.server.calls import tool_for
 from dpg_mcp.server.prompts import load_prompts, register_prompts
 from dpg_mcp.server.resources import register_resources
 from dpg_mcp.server.view import ViewOptions, caller_middleware
-from dpg_mcp.state import InMemoryWriteMemo, WriteMemo
 from dpg_mcp.tools import TOOLS
 
 SERVER_NAME = "dpg-mcp"
@@ -52,7 +53,7 @@ async def build_server(
     client: DPGClient,
     settings: Settings,
     *,
-    memo: WriteMemo | None = None,
+    ledger: Ledger | None = None,
     me: Me | None = None,
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING",
 ) -> DPGServer:
@@ -79,7 +80,9 @@ async def build_server(
     if refused is not None or me is None:
         raise refused or ConfigError("GET /v1/me gave no answer")
     guide, origin = guide_box[0]
-    runner = WriteRunner(client, memo or InMemoryWriteMemo(), budget_s=settings.wait_budget_s)
+    runner = WriteRunner(
+        client, ledger or MemoryLedger(), budget_s=settings.wait_budget_s, origin=origin_of(client, me)
+    )
     state = DPGState(
         settings=settings,
         client=client,

@@ -112,7 +112,8 @@ def _dpg_message(err: DPGError, read_only: bool = False) -> str:
     retried = (
         "The server already retried; this read changed nothing. Call again later."
         if read_only
-        else "The server already retried with the same idempotency key; nothing was applied twice. "
+        else err.resend
+        or "The server already retried with the same idempotency key; nothing was applied twice. "
         "It is safe to call again later with the same arguments."
     )
     if isinstance(err, TransportFailure) or err.status == 0:
@@ -147,6 +148,8 @@ def _dpg_message(err: DPGError, read_only: bool = False) -> str:
     elif err.status == 429 or code == "rate_limited":
         wait = f"{err.retry_after:g} s" if err.retry_after is not None else "a minute"
         head = f"DPG is rate limiting this token past the server's wait budget. Wait {wait}, then call again."
+        if err.resend:  # a write: what may have happened to it, and what calling again will do
+            head += f" {err.resend}"
         quoted = False
     elif err.status == 404 or code.endswith("not_found"):
         kind = code.removesuffix("_not_found") if code.endswith("_not_found") else ""

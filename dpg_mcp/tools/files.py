@@ -6,20 +6,31 @@ import base64
 import binascii
 import hashlib
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 from pydantic import Field, ValidationError, model_validator
 
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.models import Archive, DownloadLink, UploadTicket
-from dpg_mcp.state import make_fingerprint
+from dpg_mcp.dpg.operations import Held, WriteOutcome
+from dpg_mcp.ledger import Kind, Mode, State, request_digest
+from dpg_mcp.ledger.rules import new_key
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import ToolInputError
 from dpg_mcp.tools.inputs import Id, ImageIds500, IsoDate, Keyword
 from dpg_mcp.tools.render import LIST_BUDGET, cap_items, clip, fence, plural, size_of, stamp
 from dpg_mcp.tools.shapes import ImageItem, WriteResult
-from dpg_mcp.tools.writes import REPLAYED, WriteItem, run_write, write_one, write_text
+from dpg_mcp.tools.writes import (
+    JOINED,
+    WriteItem,
+    create_one,
+    fingerprint,
+    run_write,
+    write_text,
+)
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 VERSIONS = "original, large, medium or thumbnail"
@@ -113,13 +124,118 @@ async def upload_image(ctx: ToolContext, args: UploadImageArgs) -> ToolResult:
     body |= {k: v for k, v in fields.items() if v is not None}
     if args.keywords:
         body["keywords"] = list(dict.fromkeys(args.keywords))
-    # The file's hash stands in for its bytes in the fingerprint: same file + same details = same upload.
-    fp = {**body, "sha256": hashlib.sha256(data).hexdigest()}
-    await _progress(ctx, 0, "asking DPG for an upload ticket")
-    fingerprint = make_fingerprint("upload_image", fp)
-    for attempt in (1, 2):
-        outcome = await ctx.runner.run(
-            "POST", "/v1/uploads", body, principal=ctx.principal, fingerprint=fingerprint
+    # The file's hash stands in for its bytes in the action: same file + same details = same upload.
+    fp = fingerprint("upload_image", {**body, "sha256": hashlib.sha256(data).hexdigest()})
+    upload = _Upload(ctx, body, filename, data, content_type)
+
+    async def go(held: Held) -> tuple[str, str]:
+        if held.joined:
+            entry = held.joined_entry
+            if entry is not None and entry.made:
+                return entry.made, "joined"
+            raise DPGError(
+                409,
+                "upload_in_progress",
+                "an identical upload is still running, or ended without a final word",
+                detail="call upload_image again with the same arguments in a minute: it finds the image "
+                "that upload made, or uploads the file once",
+            )
+        return await upload.run(held)
+
+    image_id, how = await ctx.runner.within(
+        ctx.principal,
+        fp,
+        go,
+        kind=Kind.CREATE,
+        tool="upload_image",
+        request=request_digest("POST", "/v1/uploads", body),
+        usable=lambda e: bool(e.made),
+    )
+    await _progress(ctx, 2, "reading the new image back")
+    item = ImageItem.of(await ctx.client.get_image(image_id))
+    said = {
+        "now": "Image uploaded",
+        "earlier": "Image uploaded earlier by the identical call, and still there; the file was not sent "
+        "again (nothing uploaded twice)",
+        "joined": f"Image uploaded once, by the identical call that was already running ({JOINED})",
+    }[how]
+    out = UploadResult(message=f"{said}: {image_id}.", image=item)
+    text = (
+        out.message
+        + "\n"
+        + fence(f"filename: {item.filename}\ntitle: {item.title}\nkeywords: {', '.join(item.keywords)}")
+    )
+    return ToolResult(out, text)
+
+
+# How long before its ticket a transaction's image may carry as created_at (clock skew between hosts).
+_TX_SLACK_S = 300.0
+_FILE_ATTEMPTS = 5
+
+
+class _Upload:
+    """One upload in the ledger: ticket (POST /v1/uploads under the action's key), then the file, once.
+
+    The ledger records the ticket's transaction_uuid before the file is sent, and the image once known.
+    Before a file is sent again, the transaction is looked up: a transaction that already made an image is
+    never sent twice, even after its ticket expired.
+    """
+
+    def __init__(self, ctx: ToolContext, body: dict[str, Any], name: str, data: bytes, mime: str) -> None:
+        self.ctx, self.body, self.name, self.data, self.mime = ctx, body, name, data, mime
+        self.asked_at = ctx.runner._wall()  # no image of this upload can be older than this
+
+    async def run(self, held: Held) -> tuple[str, str]:
+        prev = held.previous
+        if held.claim.mode is Mode.REUSE and prev is not None:
+            # An earlier run of this upload may have made the image: look before sending anything.
+            found = await self._made_by(prev.made, prev.tx, prev.key_at)
+            if found:
+                await held.settle(State.DONE, made=found)
+                return found, "earlier"
+        key = held.key
+        for _ in range(2):
+            ticket, tx = await self._ticket(held, key)
+            try:
+                image_id = await self._send_file(ticket)
+            except DPGError as err:
+                if err.code not in ("ticket_used", "ticket_expired"):
+                    raise
+                # The ticket came back replayed (same key) from a run whose file POST may have landed.
+                since = min(prev.key_at, self.asked_at) if prev is not None else self.asked_at
+                found = await self._made_by(None, tx, since)
+                if found:
+                    await held.settle(State.DONE, made=found)
+                    return found, "earlier" if tx == (prev.tx if prev else "") else "now"
+                if err.code == "ticket_used":
+                    raise DPGError(
+                        409,
+                        "ticket_used",
+                        "the processor says this upload's ticket was already used, and DPG does not say "
+                        "which image it made",
+                        detail=f"find it with search_images (filename {self.name!r}) before uploading again",
+                    ) from err
+                # Expired, and it made no image: a new ticket under a new key, which the ledger follows.
+                key = new_key()
+                await held.note(key=key)
+                continue
+            await held.settle(State.DONE, made=image_id)
+            return image_id, "now"
+        raise DPGError(502, "ticket_expired", "DPG handed out an expired upload ticket twice")
+
+    async def _ticket(self, held: Held, key: str) -> tuple[UploadTicket, str]:
+        ctx = self.ctx
+        await _progress(ctx, 0, "asking DPG for an upload ticket")
+        start = ctx.runner._clock()
+        outcome = await ctx.runner.send(
+            "POST",
+            "/v1/uploads",
+            self.body,
+            held,
+            start=start,
+            deadline=start + ctx.runner.budget_s,
+            progress=None,
+            key=key,
         )
         try:
             ticket = UploadTicket.model_validate(outcome.body)
@@ -127,34 +243,53 @@ async def upload_image(ctx: ToolContext, args: UploadImageArgs) -> ToolResult:
             raise DPGError(
                 502, "invalid_response", "DPG answered the upload request without a ticket"
             ) from None
-        await _progress(ctx, 1, f"uploading {len(data) // 1024 or 1} KB")
-        try:
-            reply = await ctx.client.upload_file(ticket, filename, data, content_type)
-            break
-        except DPGError as err:
-            if outcome.replayed and err.code == "ticket_used":
-                out = UploadResult(
-                    message=f"This upload was done earlier with the same file and details; {REPLAYED}. "
-                    "Find the image with search_images.",
-                )
-                return ToolResult(out, out.message)
-            if err.code != "ticket_expired" or attempt == 2:
-                raise
-            # A replayed ticket can outlive its few minutes: the file never went in, so ask for a fresh one.
-            await ctx.runner.memo.forget(ctx.principal, fingerprint)
-    new_id = str(reply.get("image_public_uuid") or "")
-    if not new_id:
-        raise DPGError(502, "invalid_response", "the image processor did not return the new image id")
-    await _progress(ctx, 2, "reading the new image back")
-    item = ImageItem.of(await ctx.client.get_image(new_id))
-    again = f"; {REPLAYED}" if outcome.replayed else ""
-    out = UploadResult(message=f"Image uploaded: {new_id}{again}.", image=item)
-    text = (
-        out.message
-        + "\n"
-        + fence(f"filename: {item.filename}\ntitle: {item.title}\nkeywords: {', '.join(item.keywords)}")
-    )
-    return ToolResult(out, text)
+        tx = ticket.transaction_uuid or ""
+        if tx:
+            await held.note(tx=tx)
+        return ticket, tx
+
+    async def _send_file(self, ticket: UploadTicket) -> str:
+        """POST the file with this ticket; a lost reply is sent again with the SAME ticket (single-use: the
+        processor then answers ticket_used, never a second image)."""
+        ctx = self.ctx
+        await _progress(ctx, 1, f"uploading {len(self.data) // 1024 or 1} KB")
+        for attempt in range(1, _FILE_ATTEMPTS + 1):
+            try:
+                reply = await ctx.client.upload_file(ticket, self.name, self.data, self.mime)
+                break
+            except DPGError as err:
+                if not err.retryable or attempt == _FILE_ATTEMPTS:
+                    raise
+                await anyio.sleep(min(err.retry_after or 0.2 * attempt, 5.0))
+        new_id = str(reply.get("image_public_uuid") or "")
+        if not new_id:
+            raise DPGError(502, "invalid_response", "the image processor did not return the new image id")
+        return new_id
+
+    async def _made_by(self, made: str | None, tx: str | None, since: float) -> str | None:
+        """The image an earlier run made (the one recorded, or the one its transaction produced), if any."""
+        client = self.ctx.client
+        if made:
+            try:
+                await client.get_image(made)
+                return made
+            except DPGError as err:
+                if err.status != 404:
+                    raise
+        if not tx:
+            return None
+        stamp_from = datetime.fromtimestamp(since - _TX_SLACK_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        offset = 0
+        for _ in range(10):  # at most 2,000 recent uploads looked at
+            page = await client.list_images(limit=200, offset=offset, created_at_from=stamp_from)
+            for img in page.items:
+                extra = img.model_extra or {}
+                if extra.get("transaction_uuid") == tx:
+                    return img.public_uuid
+            if not page.has_more or page.next_offset is None:
+                return None
+            offset = page.next_offset
+        return None
 
 
 async def _progress(ctx: ToolContext, step: int, message: str) -> None:
@@ -273,11 +408,18 @@ async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
         body["version"] = args.version
     item = WriteItem("POST", "/v1/archives", body, tuple(args.image_uuids))
     done = f"ZIP of {plural(len(args.image_uuids), 'image')}"
-    result, outcome = await write_one(ctx, "build_archive", args, item, lambda _n: done)
+
+    async def exists(archive_uuid: str) -> bool:
+        page = await ctx.client.archives(limit=100)
+        return any((a.archive_uuid or a.uuid) == archive_uuid for a in page.items)
+
+    result, outcome = await create_one(
+        ctx, "build_archive", args, item, lambda _n: done, made_of=_archive_id, exists=exists
+    )
     out = ArchiveResult(**result.model_dump())
     if outcome.state == "running":
         return ToolResult(out, write_text(out))
-    out.message = f"{done} ready" + (f"; {REPLAYED}." if outcome.replayed else ".")
+    out.message = f"{done} ready" + out.message[len(done) :]
     res = outcome.operation.result if outcome.operation else None
     if isinstance(res, dict):
         out.archive = ArchiveItem.of(Archive.model_validate(res.get("archive", res)))
@@ -286,3 +428,11 @@ async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
         a = out.archive
         text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {a.image_count} images): {a.url}"
     return ToolResult(out, text)
+
+
+def _archive_id(outcome: WriteOutcome) -> str | None:
+    res = outcome.operation.result if outcome.operation else None
+    if not isinstance(res, dict):
+        return None
+    archive = Archive.model_validate(res.get("archive", res))
+    return archive.archive_uuid or archive.uuid

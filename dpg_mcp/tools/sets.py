@@ -7,7 +7,9 @@ from typing import Any
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
+from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.models import Set, SetImage, SetNode
+from dpg_mcp.dpg.operations import WriteOutcome
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
 from dpg_mcp.tools.images import image_cost, image_lines
@@ -24,7 +26,7 @@ from dpg_mcp.tools.render import (
     stamp,
 )
 from dpg_mcp.tools.shapes import ImageItem, WriteResult
-from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_one, write_text
+from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, create_one, declined, write_text
 
 COLOURS = "none, red, orange, yellow, green, blue, purple or grey"
 TYPES = "gallery, folder or event"
@@ -208,15 +210,32 @@ async def create_set(ctx: ToolContext, args: CreateSetArgs) -> ToolResult:
     if args.description is not None:
         body["description"] = args.description
     item = WriteItem("POST", "/v1/sets", body)
-    result, outcome = await write_one(ctx, "create_set", args, item, lambda _n: "Set created")
+
+    async def exists(set_uuid: str) -> bool:
+        try:
+            await ctx.client.get_set(set_uuid)
+            return True
+        except DPGError as err:
+            if err.status == 404:
+                return False
+            raise
+
+    result, outcome = await create_one(
+        ctx, "create_set", args, item, lambda _n: "Set created", made_of=_new_set_id, exists=exists
+    )
+    new_id = _new_set_id(outcome)
+    out = SetWriteResult(**result.model_dump(), set_uuid=new_id)
+    text = write_text(out) + (f"\nset_uuid: {out.set_uuid}" if out.set_uuid else "")
+    return ToolResult(out, text)
+
+
+def _new_set_id(outcome: WriteOutcome) -> str | None:
     op = outcome.operation
     res = (op.result if op else None) or {}
     nested = res.get("set") if isinstance(res.get("set"), dict) else {}
     new_id = (op.set_public_uuid if op else None) or res.get("public_uuid") or res.get("set_public_uuid")
     new_id = new_id or (nested or {}).get("public_uuid")
-    out = SetWriteResult(**result.model_dump(), set_uuid=str(new_id) if new_id else None)
-    text = write_text(out) + (f"\nset_uuid: {out.set_uuid}" if out.set_uuid else "")
-    return ToolResult(out, text)
+    return str(new_id) if new_id else None
 
 
 class UpdateSetArgs(Args):

@@ -1,13 +1,17 @@
 """Every write goes through the WriteRunner; several go as batches of 50, merged into one result.
 
-The fingerprint is the tool name plus its canonical arguments (plus the chunk index for batches), so calling a
-tool again with the same arguments reuses the same Idempotency-Key and DPG does the work once.
+A tool call is one action in the write ledger: the tool name plus its canonical validated arguments (plus,
+via the runner, the DPG origin and the principal). The ledger entry's state decides the key a resend goes out
+under (see `dpg_mcp.ledger.rules`), and the words of every result come from that state and DPG's answer:
+- "already applied earlier" only when DPG replayed a key that had a final outcome;
+- "done" (set, added, deleted...) only when DPG said succeeded;
+- a failure says whether anything may have been applied and exactly what calling again will do.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +19,8 @@ from pydantic import BaseModel
 
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.models import Operation
-from dpg_mcp.dpg.operations import ProgressFn, WriteOutcome
-from dpg_mcp.state import make_fingerprint
+from dpg_mcp.dpg.operations import Held, ProgressFn, WriteOutcome, resend_advice
+from dpg_mcp.ledger import Entry, Kind, State, canonical_json, digest
 from dpg_mcp.tools.base import ToolContext
 from dpg_mcp.tools.errors import NeedsConfirmation, error_from_operation, safe_code, safe_field
 from dpg_mcp.tools.render import clip, fence, plural
@@ -24,11 +28,13 @@ from dpg_mcp.tools.shapes import RUNNING_NEXT, Failure, WriteResult, dump_failur
 
 BATCH_SIZE = 50  # DPG's batch limit
 MAX_FAILURES_SHOWN = 50
-REPLAYED = "already applied earlier; nothing done twice"
+# Only when DPG itself replayed the key and its outcome was final (see WriteOutcome.replayed).
+REPLAYED = "already applied earlier (DPG replayed it); nothing done twice"
+# An identical call was in flight: this one waited for it and sent nothing.
+JOINED = "done once, by the identical call that was already running"
 _ITEM_FIELD = re.compile(r"^operations\[(\d+)\]\.?(.*)$")
 # Refusals that concern one chunk's items only: later chunks may still go through.
 _ITEM_STATUSES = {400, 404, 409, 413, 422}
-RESEND_STRIDE = 1000  # part numbers of a chunk sent again without a refused entry: index + 1000 * n
 MAX_RESENDS = 10  # refused entries dropped from one chunk before the chunk is given up
 # A many-part write starts no new part once this share of the runner's wait budget is spent, so the whole
 # call ends within the host's tool timeout (one part can still take up to the full budget).
@@ -51,13 +57,17 @@ class WriteItem:
             entry["body"] = self.body
         return entry
 
+    @property
+    def digest(self) -> str:
+        """How the ledger names this item among an action's applied items (never its values in clear)."""
+        return digest(canonical_json(self.as_batch_entry()))
 
-def fingerprint(tool: str, args: BaseModel | dict[str, Any], part: int | None = None) -> str:
-    """ "tool:<hash of canonical args>", plus "#<chunk>" for a batch part (the memo groups the parts)."""
+
+def fingerprint(tool: str, args: BaseModel | dict[str, Any]) -> str:
+    """What the action does: the tool plus its canonical validated arguments (the runner digests it)."""
     if isinstance(args, BaseModel):
         args = args.model_dump(mode="json", exclude_none=True)
-    fp = make_fingerprint(tool, args)
-    return fp if part is None else f"{fp}#{part}"
+    return f"{tool}:{canonical_json(args)}"
 
 
 async def run_write(
@@ -68,7 +78,7 @@ async def run_write(
     path: str,
     body: Any,
     *,
-    part: int | None = None,
+    kind: Kind = Kind.SET,
     progress: ProgressFn | None = None,
 ) -> WriteOutcome:
     return await ctx.runner.run(
@@ -76,19 +86,31 @@ async def run_write(
         path,
         body,
         principal=ctx.principal,
-        fingerprint=fingerprint(tool, args, part),
+        fingerprint=fingerprint(tool, args),
+        kind=kind,
+        tool=tool,
         progress=progress if progress is not None else ctx.progress,
     )
 
 
-def running_result(outcome: WriteOutcome, what: str) -> WriteResult:
+def running_result(outcome: WriteOutcome, what: str, tool: str | None = None) -> WriteResult:
     """The handle for a write that outlived the wait: the same shape from every tool."""
-    op_id = outcome.operation.uuid if outcome.operation else None
+    op = outcome.operation
+    if op is None:
+        # Joined a run (maybe in another process) that has not said which Operation it is yet.
+        again = f"call {tool} again with the same arguments" if tool else "call again with the same arguments"
+        return WriteResult(
+            state="running",
+            message="An identical call is still running; its outcome is not known yet. Later, "
+            f"{again}: it joins that run or reports its result, and sends nothing twice.",
+            next=again,
+        )
     what = what if what[1:2].isupper() else what[:1].lower() + what[1:]  # "ZIP of…" stays, "Rating…" lowers
-    message = f"Started, not finished within the wait ({what}); nothing is lost"
-    if outcome.replayed:
-        message += f"; {REPLAYED}"
-    return WriteResult(state="running", message=message + ".", operation_id=op_id, next=RUNNING_NEXT)
+    status = f"; DPG's status: {safe_code(op.status)}" if op.status not in ("running", "pending") else ""
+    message = f"Started, not finished within the wait ({what}{status}); nothing is lost"
+    if outcome.joined:
+        message += "; this call joined the identical one already running"
+    return WriteResult(state="running", message=message + ".", operation_id=op.uuid, next=RUNNING_NEXT)
 
 
 def _chunk_progress(ctx: ToolContext, index: int, count: int) -> ProgressFn | None:
@@ -129,20 +151,90 @@ def _name_item(err: DPGError, chunk: Sequence[WriteItem]) -> None:
         err.field = f"{who} {m.group(2)}".strip()
 
 
+def operation_error(op: Operation) -> DPGError:
+    """A failed, cancelled, expired or rejected Operation as the call's error, naming how it ended."""
+    if op.error is None and op.status != "failed":
+        op = op.model_copy(
+            update={
+                "error": {
+                    "code": f"operation_{op.status}",
+                    "message": f"DPG ended the operation {op.status}; nothing was applied",
+                }
+            }
+        )
+    return error_from_operation(op)
+
+
 async def write_one(
     ctx: ToolContext,
     tool: str,
     fp_args: BaseModel | dict[str, Any],
     item: WriteItem,
     done: Done,
+    *,
+    kind: Kind = Kind.SET,
 ) -> tuple[WriteResult, WriteOutcome]:
-    """One direct request. A failed Operation is raised as an OperationFailed (a DPGError)."""
-    outcome = await run_write(ctx, tool, fp_args, item.method, item.path, item.body)
+    """One direct request. An Operation that ended badly is raised as an OperationFailed (a DPGError)."""
+    outcome = await run_write(ctx, tool, fp_args, item.method, item.path, item.body, kind=kind)
     if outcome.state == "running":
-        return running_result(outcome, done(len(item.images))), outcome
+        return running_result(outcome, done(len(item.images)), tool), outcome
     if outcome.state == "failed" and outcome.operation is not None:
-        raise error_from_operation(outcome.operation)
-    return _finish(done, len(item.images) or 1, [], 0, 0, outcome.replayed), outcome
+        raise operation_error(outcome.operation)
+    result = _finish(done, len(item.images) or 1, [], 0, 0)
+    _say_how(result, outcome)
+    return result, outcome
+
+
+CREATED_EARLIER = "created earlier (DPG replayed the same call) and still there; nothing created twice"
+
+
+async def create_one(
+    ctx: ToolContext,
+    tool: str,
+    args: BaseModel | dict[str, Any],
+    item: WriteItem,
+    done: Done,
+    *,
+    made_of: Callable[[WriteOutcome], str | None],
+    exists: Callable[[str], Awaitable[bool]],
+) -> tuple[WriteResult, WriteOutcome]:
+    """A create (create_set, build_archive): a resend reuses the key while the ledger says it may help.
+
+    When DPG replays a creation, one read checks that what it made still exists: if so the result says it was
+    created earlier; if it is gone, it is created anew under a fresh key.
+    """
+    outcome = await run_write(ctx, tool, args, item.method, item.path, item.body, kind=Kind.CREATE)
+    made = made_of(outcome) if outcome.state == "succeeded" else None
+    if outcome.replayed and made is not None and not await exists(made):
+        outcome = await ctx.runner.run(
+            item.method,
+            item.path,
+            item.body,
+            principal=ctx.principal,
+            fingerprint=fingerprint(tool, args),
+            kind=Kind.CREATE,
+            tool=tool,
+            progress=ctx.progress,
+            fresh=True,
+        )
+    if outcome.state == "running":
+        return running_result(outcome, done(len(item.images)), tool), outcome
+    if outcome.state == "failed" and outcome.operation is not None:
+        raise operation_error(outcome.operation)
+    result = _finish(done, len(item.images) or 1, [], 0, 0)
+    if outcome.replayed:
+        result.message = result.message[:-1] + f"; {CREATED_EARLIER}."
+    else:
+        _say_how(result, outcome)
+    return result, outcome
+
+
+def _say_how(result: WriteResult, outcome: WriteOutcome) -> None:
+    """Append how the success came about, when it was not simply this call's own send."""
+    if outcome.replayed:
+        result.message = result.message[:-1] + f"; {REPLAYED}."
+    elif outcome.joined:
+        result.message = result.message[:-1] + f"; {JOINED}."
 
 
 async def apply_writes(
@@ -157,76 +249,126 @@ async def apply_writes(
     """Send `items` (one direct request, or batches of 50) and merge everything into one WriteResult.
 
     `done(n)` says what changed on n images ("Rating 4 set on 3 images"). `fp_args` replaces `args` in the
-    fingerprint when the body was computed from DPG's current state (so a changed state is a new write).
+    fingerprint when the body was computed from DPG's current state (so a changed state is a new action).
+    The whole call is one action in the ledger: when part of it applied and part did not (`partial`), the
+    same call again sends only the items that did not succeed, under a new key, and merges both.
     """
     fp = args if fp_args is None else fp_args
     if len(items) == 1:
         result, _ = await write_one(ctx, tool, fp, items[0], done)
         return result
 
-    images = list(dict.fromkeys(i for item in items for i in item.images))
-    chunks = [list(items[i : i + BATCH_SIZE]) for i in range(0, len(items), BATCH_SIZE)]
+    async def go(held: Held) -> WriteResult:
+        if held.joined:
+            return _joined_batch(held, items, done, tool)
+        return await _send_batches(ctx, tool, held, items, done)
+
+    return await ctx.runner.within(
+        ctx.principal,
+        fingerprint(tool, fp),
+        go,
+        kind=Kind.SET,
+        tool=tool,
+        usable=lambda e: e.state in (State.DONE, State.PARTIAL),
+    )
+
+
+def _joined_batch(held: Held, items: Sequence[WriteItem], done: Done, tool: str) -> WriteResult:
+    """The result of the identical batch call this one waited for, from what the ledger recorded."""
+    entry: Entry | None = held.joined_entry
+    images = _images(items)
+    if entry is None:
+        return running_result(WriteOutcome(state="running"), done(len(images)), tool)
+    applied = set(entry.done_items)
+    ok_images = _images([i for i in items if i.digest in applied]) if entry.state is State.PARTIAL else images
+    result = _finish(done, len(ok_images), [], 0, 0)
+    if entry.state is State.PARTIAL:
+        rest = len(images) - len(ok_images)
+        result.state = "partial"
+        result.message = result.message[:-1] + (
+            " by the identical call that was already running; "
+            f"{plural(rest, 'image')} did not succeed there. "
+            f"Call {tool} again with the same arguments to send only those."
+        )
+        result.failed = rest
+        return result
+    result.message = result.message[:-1] + f"; {JOINED}."
+    return result
+
+
+def _images(items: Sequence[WriteItem]) -> list[str]:
+    return list(dict.fromkeys(i for item in items for i in item.images))
+
+
+async def _send_batches(
+    ctx: ToolContext, tool: str, held: Held, items: Sequence[WriteItem], done: Done
+) -> WriteResult:
+    """Send the items not yet applied in chunks of 50, settle the action, and merge one result."""
+    previous = held.previous
+    applied_before = (
+        set(previous.done_items) if previous is not None and previous.state is State.PARTIAL else set()
+    )
+    earlier = [item for item in items if item.digest in applied_before]
+    todo = [item for item in items if item.digest not in applied_before]
+    images = _images(todo)
+    earlier_images = set(_images(earlier)) - set(images)
+    chunks = [todo[i : i + BATCH_SIZE] for i in range(0, len(todo), BATCH_SIZE)]
     failures: list[Failure] = []
     bad: set[str] = set()
     unsent: set[str] = set()
-    replayed = False
+    applied: list[str] = sorted(applied_before)
     started = ctx.clock()
+
+    async def settle(state: State) -> None:
+        await held.settle(state, done_items=tuple(dict.fromkeys(applied)))
+
+    def finish(ok: int, failed: int, not_sent: int) -> WriteResult:
+        return _finish(
+            done, ok + len(earlier_images), failures, failed, not_sent, earlier=len(earlier_images)
+        )
+
     for index, chunk in enumerate(chunks):
         later = {i for rest in chunks[index + 1 :] for item in rest for i in item.images}
         if index and ctx.clock() - started > ctx.runner.budget_s * CHUNKS_SHARE_OF_BUDGET:
-            # Stop starting parts in time for the host's tool timeout; the same call again finishes the job.
+            # Stop starting parts in time for the host's tool timeout; the same call again sends the rest.
             rest = {i for item in chunk for i in item.images} | later
             unsent = rest - bad
-            result = _finish(done, _ok(images, bad, unsent), failures, len(bad), 0, replayed)
+            await settle(State.PARTIAL)
+            result = finish(_ok(images, bad, unsent), len(bad), 0)
             result.state = "partial"
             result.message = result.message[:-1] + (
                 f"; {plural(len(unsent), 'image')} not sent yet, to stay within the time limit. "
-                f"Call {tool} again with the same arguments to send them (parts done are not done twice)."
+                f"Call {tool} again with the same arguments to send only those."
             )
             result.next = f"call {tool} again with the same arguments"
             return result
         progress = _chunk_progress(ctx, index, len(chunks))
-        pending = list(chunk)
-        resends = 0
-        outcome: WriteOutcome | None = None
-        while pending:
-            body = {"operations": [item.as_batch_entry() for item in pending]}
-            # A chunk sent again without a refused entry is another body: another part, another key.
-            part = index + RESEND_STRIDE * resends
-            try:
-                outcome = await run_write(
-                    ctx, tool, fp, "POST", "/v1/operations/batch", body, part=part, progress=progress
-                )
-                break
-            except DPGError as err:
-                culprit = _refused_entry(err, pending)
-                _name_item(err, pending)
-                if culprit is not None:
-                    # DPG checks a batch whole: one unknown id refuses it all. Drop that entry, send the rest.
-                    item = pending.pop(culprit)
-                    failures += failures_for(list(item.images), err)
-                    bad.update(item.images)
-                    if resends < MAX_RESENDS:
-                        resends += 1
-                        continue
-                    # too many unknown ids: this one is named, the rest of the chunk was not applied
-                    err = DPGError(
-                        409, "not_applied", "not applied", detail=NOT_APPLIED, request_id=err.request_id
-                    )
-                elif index == 0 and not failures:
-                    raise  # nothing applied yet: report it as the call's error
-                chunk_images = [i for item in pending for i in item.images]
-                failures += failures_for(chunk_images, err)
-                bad.update(chunk_images)
-                if err.status in _ITEM_STATUSES:
-                    break
-                unsent = later - bad
-                return _finish(done, _ok(images, bad, unsent), failures, len(bad), len(unsent), replayed)
+        sent = await _send_chunk(ctx, held, chunk, progress)
+        for item, refusal in sent.dropped:
+            failures += failures_for(list(item.images), refusal)
+            bad.update(item.images)
+        outcome, pending, err = sent.outcome, sent.pending, sent.error
+        if err is not None:
+            if index == 0 and not failures and not applied_before:
+                if not err.retryable:
+                    await settle(State.FAILED)
+                raise err  # nothing applied yet: the call's error (the runner adds what a resend does)
+            chunk_images = [i for item in pending for i in item.images]
+            failures += failures_for(chunk_images, err)
+            bad.update(chunk_images)
+            if err.status in _ITEM_STATUSES:
+                continue
+            # No answer for this part: it may have been applied; the rest was not sent.
+            unsent = later - bad
+            await settle(State.UNKNOWN)
+            result = finish(_ok(images, bad, unsent), len(bad), len(unsent))
+            result.message = result.message[:-1] + ". " + resend_advice(Kind.SET, tool)
+            return result
         if outcome is None:
             continue
-        replayed = replayed or outcome.replayed
         if outcome.state == "running":
-            result = running_result(outcome, done(len(images)))
+            await settle(State.UNKNOWN)
+            result = running_result(outcome, done(len(images)), tool)
             if later:
                 result.message += (
                     f" {plural(len(later - bad), 'image')} not sent yet: after check_operation, call {tool} "
@@ -235,11 +377,82 @@ async def apply_writes(
             result.failures = dump_failures(failures[:MAX_FAILURES_SHOWN])
             result.failed = len(bad)
             return result
-        for image, err_facts in chunk_failures(outcome.operation, pending):
-            failures += failures_for([image], err_facts)
+        ok_items, chunk_bad = _chunk_result(outcome.operation, pending)
+        applied += [item.digest for item in ok_items]
+        for image, facts in chunk_bad:
+            failures += failures_for([image], facts)
             if image:
                 bad.add(image)
-    return _finish(done, _ok(images, bad, unsent), failures, len(bad), len(unsent), replayed)
+    ok = _ok(images, bad, unsent)
+    if not failures:
+        await settle(State.DONE)
+    else:
+        await settle(State.PARTIAL if applied else State.FAILED)
+    result = finish(ok, len(bad), len(unsent))
+    if failures and applied:
+        result.message = result.message[:-1] + (
+            f" Calling {tool} again with the same arguments sends only the {plural(len(bad), 'image')} "
+            "that did not succeed."
+        )
+    return result
+
+
+@dataclass
+class _Sent:
+    outcome: WriteOutcome | None  # None: the chunk was refused (`error`) or every entry was dropped
+    pending: list[WriteItem]  # the items the outcome (or the error) is about
+    dropped: list[tuple[WriteItem, DPGError]]  # entries DPG refused by name, with their refusal
+    error: DPGError | None = None
+
+
+async def _send_chunk(
+    ctx: ToolContext, held: Held, chunk: Sequence[WriteItem], progress: ProgressFn | None
+) -> _Sent:
+    """Send one chunk as a batch under its own key; drop entries DPG refuses by name and send the rest again.
+
+    Every other refusal of the chunk (or no answer at all) comes back as `error`, never raised, so the caller
+    can merge it with what other chunks did.
+    """
+    pending = list(chunk)
+    dropped: list[tuple[WriteItem, DPGError]] = []
+    runner = ctx.runner
+    while pending:
+        body = {"operations": [item.as_batch_entry() for item in pending]}
+        start = runner._clock()
+        try:
+            # Each body gets its own key (a chunk without a refused entry is another request); every retry
+            # of one body reuses its key.
+            outcome = await runner.send(
+                "POST",
+                "/v1/operations/batch",
+                body,
+                held,
+                start=start,
+                deadline=start + runner.budget_s,
+                progress=progress,
+                key=_fresh_key(),
+            )
+            return _Sent(outcome, pending, dropped)
+        except DPGError as err:
+            culprit = _refused_entry(err, pending)
+            _name_item(err, pending)
+            if culprit is None:
+                return _Sent(None, pending, dropped, err)
+            # DPG checks a batch whole: one unknown id refuses it all. Drop that entry, send the rest.
+            dropped.append((pending.pop(culprit), err))
+            if len(dropped) > MAX_RESENDS:
+                # too many unknown ids: those are named, the rest of the chunk was not applied
+                gave_up = DPGError(
+                    409, "not_applied", "not applied", detail=NOT_APPLIED, request_id=err.request_id
+                )
+                return _Sent(None, pending, dropped, gave_up)
+    return _Sent(None, pending, dropped)
+
+
+def _fresh_key() -> str:
+    from dpg_mcp.ledger.rules import new_key
+
+    return new_key()
 
 
 def _ok(images: list[str], bad: set[str], unsent: set[str]) -> int:
@@ -289,17 +502,36 @@ def chunk_failures(
     return out
 
 
+def _chunk_result(
+    op: Operation | None, pending: Sequence[WriteItem]
+) -> tuple[list[WriteItem], list[tuple[str | None, dict[str, Any]]]]:
+    """(the items DPG applied, (image, error) of those it did not) for one ended batch Operation."""
+    bad = chunk_failures(op, pending)
+    if op is None:
+        return list(pending), bad
+    result = op.result or {}
+    children = result.get("children") if isinstance(result, dict) else None
+    if isinstance(children, list) and children:
+        ok = [
+            pending[pos]
+            for pos, raw in enumerate(children)
+            if pos < len(pending) and isinstance(raw, dict) and str(raw.get("status")).lower() == "succeeded"
+        ]
+        return ok, bad
+    return (list(pending) if op.succeeded else []), bad
+
+
 def _finish(
-    done: Done, ok: int, failures: list[Failure], failed: int, not_sent: int, replayed: bool
+    done: Done, ok: int, failures: list[Failure], failed: int, not_sent: int, *, earlier: int = 0
 ) -> WriteResult:
     state = "succeeded" if not failures and not not_sent else ("failed" if ok == 0 else "partial")
     message = done(ok)
+    if earlier:
+        message += f" ({earlier} of them by the earlier call, the rest now)"
     if failed:
         message += f"; {plural(failed, 'image')} failed (see failures)"
     if not_sent:
-        message += f"; {plural(not_sent, 'image')} not sent (an error stopped the rest; safe to call again)"
-    if replayed:
-        message += f"; {REPLAYED}"
+        message += f"; {plural(not_sent, 'image')} not sent (an error stopped the rest)"
     return WriteResult(
         state=state,
         message=message + ".",
@@ -315,7 +547,7 @@ def write_text(result: WriteResult) -> str:
     A failure's code and image are ours to show; DPG's detail may repeat gallery text, so it is fenced.
     """
     lines = [result.message]
-    if result.state == "running":
+    if result.state == "running" and result.operation_id:
         lines.append(f"operation_id: {result.operation_id} — {RUNNING_NEXT}.")
     details: list[str] = []
     for f in result.failures[:5]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -21,13 +22,16 @@ from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.errors import DPGError, TransportFailure, parse_retry_after
 from dpg_mcp.dpg.models import Image, Operation, UploadTicket
 from dpg_mcp.dpg.operations import WriteRunner
-from dpg_mcp.state import InMemoryWriteMemo
+from dpg_mcp.ledger import Kind, MemoryLedger, State
+from dpg_mcp.ledger import ops as ledger_ops
 from tests.client.helpers import BASE, TOKEN, FakeClock, Recorder, envelope, jresp, make_client, op
+
+CREATE = Kind.CREATE
 
 
 def runner_for(handler: Any, clock: FakeClock, budget_s: float = 45.0) -> tuple[WriteRunner, Recorder]:
     client, rec = make_client(handler, clock)
-    memo = InMemoryWriteMemo(clock=clock)
+    memo = MemoryLedger()
     return WriteRunner(client, memo, budget_s, clock=clock, sleep=clock.sleep), rec
 
 
@@ -95,7 +99,7 @@ async def test_operation_wrapped_in_data_on_202_and_on_poll(clock: FakeClock) ->
     assert out.state == "succeeded" and out.operation is not None and out.operation.uuid == "op-4"
 
 
-async def test_server_replay_marker_wins_over_the_memo_guess(clock: FakeClock) -> None:
+async def test_replayed_only_when_dpg_says_it_replayed(clock: FakeClock) -> None:
     seen: set[str] = set()
 
     def handler(r: httpx2.Request) -> httpx2.Response:
@@ -105,16 +109,21 @@ async def test_server_replay_marker_wins_over_the_memo_guess(clock: FakeClock) -
         return jresp(202, op(), {"Idempotent-Replayed": "false" if first else "true"})
 
     client, rec = make_client(handler, clock)
-    memo = InMemoryWriteMemo(clock=clock)
-    runner = WriteRunner(client, memo, clock=clock, sleep=clock.sleep)
-    # a first run whose request never reached the server (cancelled before sending): the key is claimed
-    key, _ = await memo.claim("p", "f", request=None)
-    await memo.release("p", "f", key)
-    out = await runner.run("PUT", "/v1/images/i/rating", {"rating": 1}, principal="p", fingerprint="f")
-    assert rec.requests[0].headers["idempotency-key"] == key
+    ledger = MemoryLedger()
+    runner = WriteRunner(client, ledger, clock=clock, sleep=clock.sleep)
+    # a first run of a create that ended before its request reached DPG: the entry is `unknown`
+    action = runner.action_of("p", "f")
+    claim = await ledger_ops.claim(ledger, action, now=time.time(), kind=Kind.CREATE, run="gone")
+    await ledger_ops.settle(ledger, action, now=time.time(), run="gone", state=State.UNKNOWN)
+    out = await runner.run(
+        "POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f", kind=Kind.CREATE
+    )
+    assert rec.requests[0].headers["idempotency-key"] == claim.key  # the key followed the action
     assert not out.replayed  # DPG applied it now, for the first time: do not say "already applied"
-    again = await runner.run("PUT", "/v1/images/i/rating", {"rating": 1}, principal="p", fingerprint="f")
-    assert again.replayed
+    again = await runner.run(
+        "POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f", kind=Kind.CREATE
+    )
+    assert again.replayed  # DPG's own marker, on a key whose outcome was final
 
 
 # ---- lists ------------------------------------------------------------------------------------------------
@@ -203,7 +212,7 @@ async def test_echoed_token_never_reaches_error_texts_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     client, _ = make_client(lambda r: httpx2.Response(status, content=body, headers=headers), clock)
-    runner = WriteRunner(client, InMemoryWriteMemo(clock=clock), 5.0, clock=clock, sleep=clock.sleep)
+    runner = WriteRunner(client, MemoryLedger(), 5.0, clock=clock, sleep=clock.sleep)
     errors: list[DPGError] = []
     for call in (client.me, lambda: runner.run("PATCH", "/v1/images/i", {}, principal="p", fingerprint="f")):
         with pytest.raises(DPGError) as info:
@@ -244,7 +253,7 @@ async def test_huge_retry_after_is_raised_at_once_on_reads_and_writes(clock: Fak
         with pytest.raises(DPGError) as info:
             await client.me()
         assert info.value.status == 429 and (info.value.retry_after or 0) > 3600 and len(rec.requests) == 1
-        runner = WriteRunner(client, InMemoryWriteMemo(clock=clock), 45.0, clock=clock, sleep=clock.sleep)
+        runner = WriteRunner(client, MemoryLedger(), 45.0, clock=clock, sleep=clock.sleep)
         with pytest.raises(DPGError):
             await runner.run("PUT", "/v1/x", {}, principal="p", fingerprint="f")
         assert len(rec.requests) == 2
@@ -276,6 +285,7 @@ class FakeDPG:
         if key in self.bodies and self.bodies[key] != r.content:
             return jresp(409, envelope("idempotency_key_conflict"))
         first = key not in self.bodies
+        marker = {"Idempotent-Replayed": "false" if first else "true"}
         self.bodies[key] = r.content
         if first:
             self.applied[key] = self.applied.get(key, 0) + 1
@@ -287,31 +297,34 @@ class FakeDPG:
                     self.in_progress.discard(key)
             if key in self.reset_after_commit:
                 raise httpx2.ReadError("connection reset by peer", request=r)
-        return jresp(202, op(f"op-{key[:8]}"))
+        return jresp(202, op(f"op-{key[:8]}"), marker)
 
 
 async def test_reset_after_commit_is_applied_once_then_repeat_replays(clock: FakeClock) -> None:
     server = FakeDPG()
     client, rec = make_client(server, clock)
-    runner = WriteRunner(client, InMemoryWriteMemo(clock=clock), clock=clock, sleep=clock.sleep)
+    runner = WriteRunner(client, MemoryLedger(), clock=clock, sleep=clock.sleep)
 
     async def first_key_resets(r: httpx2.Request) -> httpx2.Response:
         server.reset_after_commit.add(r.headers["idempotency-key"])
         return await server(r)
 
     rec.handler = first_key_resets
-    out = await runner.run("POST", "/v1/sets", {"name": "n"}, principal="p", fingerprint="create")
+    mk = {"principal": "p", "fingerprint": "create", "kind": Kind.CREATE}
+    out = await runner.run("POST", "/v1/sets", {"name": "n"}, **mk)  # type: ignore[arg-type]
     assert out.state == "succeeded" and out.attempts == 2 and list(server.applied.values()) == [1]
+    # the retry met DPG's replay of its own first attempt: that is this call's work, not "earlier"
+    assert not out.replayed
     rec.handler = server
-    again = await runner.run("POST", "/v1/sets", {"name": "n"}, principal="p", fingerprint="create")
+    again = await runner.run("POST", "/v1/sets", {"name": "n"}, **mk)  # type: ignore[arg-type]
     assert again.replayed and list(server.applied.values()) == [1]
 
 
-async def test_concurrent_writes_never_share_keys_and_duplicates_replay() -> None:
+async def test_concurrent_writes_never_share_keys_and_a_duplicate_joins() -> None:
     server = FakeDPG()
     server.hold = anyio.Event()
     client = DPGClient(BASE, TOKEN, transport=httpx2.MockTransport(server))
-    runner = WriteRunner(client, InMemoryWriteMemo(), budget_s=10, backoff_base_s=0.01, poll_initial_s=0.001)
+    runner = WriteRunner(client, MemoryLedger(), budget_s=10, backoff_base_s=0.01, poll_initial_s=0.001)
     results: dict[str, Any] = {}
 
     async def call(name: str, fp: str, rating: int) -> None:
@@ -325,13 +338,13 @@ async def test_concurrent_writes_never_share_keys_and_duplicates_replay() -> Non
         await anyio.wait_all_tasks_blocked()
         # the host gave up on w0 and the agent resends it while it is still in flight, after others started
         tg.start_soon(call, "w0-again", "img0", 0)
-        with anyio.fail_after(5):
-            await server.busy_answered.wait()  # the resend met "in progress" (same key), then the first ends
+        await anyio.wait_all_tasks_blocked()
         server.hold.set()
     assert len(server.applied) == 8 and set(server.applied.values()) == {1}  # 8 writes, 8 keys, once each
-    assert results["w0-again"].replayed and not results["w0"].replayed
+    assert not server.busy_answered.is_set()  # the resend sent nothing: it joined the run in flight
+    assert results["w0-again"].joined and not results["w0-again"].replayed
     assert results["w0-again"].operation.uuid == results["w0"].operation.uuid
-    # a new action after all of that is not swallowed as a replay
+    # the same value again, after the result was delivered: a new key, applied again, not "replayed"
     await runner.run("DELETE", "/v1/images/img1/rating", None, principal="p", fingerprint="clear1")
     again = await runner.run(
         "PUT", "/v1/images/img0/rating", {"rating": 0}, principal="p", fingerprint="img0"
@@ -344,21 +357,24 @@ async def test_in_progress_409_on_a_reused_key_never_takes_a_new_key() -> None:
     server = FakeDPG()
     server.hold = anyio.Event()
     client = DPGClient(BASE, TOKEN, transport=httpx2.MockTransport(server))
-    runner = WriteRunner(client, InMemoryWriteMemo(), budget_s=10, backoff_base_s=0.01, poll_initial_s=0.001)
+    runner = WriteRunner(client, MemoryLedger(), budget_s=10, backoff_base_s=0.01, poll_initial_s=0.001)
+    mk = {"principal": "p", "fingerprint": "f", "kind": Kind.CREATE}
+    with anyio.move_on_after(0.05):  # the host cancels while DPG still works on the create
+        await runner.run("POST", "/v1/sets", {"name": "n"}, **mk)  # type: ignore[arg-type]
+    server.hold = None
+    server.in_progress = set(server.bodies)  # DPG is still working on it (our side hung up, DPG did not)
     outs: list[Any] = []
 
-    async def call() -> None:
-        outs.append(await runner.run("POST", "/v1/sets", {"name": "n"}, principal="p", fingerprint="f"))
+    async def resend() -> None:
+        outs.append(await runner.run("POST", "/v1/sets", {"name": "n"}, **mk))  # type: ignore[arg-type]
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(call)
-        await anyio.wait_all_tasks_blocked()
-        tg.start_soon(call)  # the duplicate meets "409: this key is in progress"
+        tg.start_soon(resend)  # `unknown` create: the same key, which DPG says is still in progress
         with anyio.fail_after(5):
             await server.busy_answered.wait()
-        server.hold.set()
-    assert len(server.applied) == 1 and list(server.applied.values()) == [1]  # before: applied twice
-    assert sorted(o.replayed for o in outs) == [False, True]
+        server.in_progress.clear()  # DPG finishes: the next resend with the same key gets its replay
+    assert len(server.applied) == 1 and list(server.applied.values()) == [1]
+    assert outs[0].replayed  # DPG replayed the first (cancelled) call's finished work
     await client.aclose()
 
 
@@ -374,7 +390,7 @@ async def test_a_hanging_in_process_server_is_bounded_by_attempt_timeouts_and_th
         raise AssertionError
 
     client = DPGClient(BASE, TOKEN, transport=httpx2.MockTransport(hang), timeout=0.05)
-    runner = WriteRunner(client, InMemoryWriteMemo(), budget_s=0.3, backoff_base_s=0.01, backoff_cap_s=0.02)
+    runner = WriteRunner(client, MemoryLedger(), budget_s=0.3, backoff_base_s=0.01, backoff_cap_s=0.02)
     started = anyio.current_time()
     with pytest.raises(TransportFailure) as info, anyio.fail_after(5):
         await runner.run("PATCH", "/v1/images/i", {"title": "t"}, principal="p", fingerprint="f")
@@ -383,25 +399,26 @@ async def test_a_hanging_in_process_server_is_bounded_by_attempt_timeouts_and_th
     assert len(keys) >= 2 and len(set(keys)) == 1 and "at most once" in str(info.value)
 
 
-async def test_cancel_mid_write_leaves_the_memo_usable() -> None:
+@pytest.mark.parametrize(("kind", "applied", "replayed"), [(Kind.SET, 2, False), (Kind.CREATE, 1, True)])
+async def test_cancel_mid_write_leaves_the_action_unknown_and_a_resend_follows_its_kind(
+    kind: Kind, applied: int, replayed: bool
+) -> None:
     server = FakeDPG()
     server.hold = anyio.Event()
     client = DPGClient(BASE, TOKEN, transport=httpx2.MockTransport(server))
-    memo = InMemoryWriteMemo()
-    runner = WriteRunner(client, memo, budget_s=10, poll_initial_s=0.001)
+    ledger = MemoryLedger()
+    runner = WriteRunner(client, ledger, budget_s=10, poll_initial_s=0.001)
     with anyio.move_on_after(0.05):  # the host cancels the tool call while DPG holds the write
-        await runner.run("POST", "/v1/sets/s/images", {"i": [1]}, principal="p", fingerprint="add")
+        await runner.run("POST", "/v1/sets/s/x", {"i": [1]}, principal="p", fingerprint="w", kind=kind)
+    entry = await ledger.get(runner.action_of("p", "w"))
+    assert entry is not None and entry.state is State.UNKNOWN and not entry.owner
     assert list(server.applied.values()) == [1]
     server.hold.set()
     server.hold = None
-    # the agent repeats the same call: same key, DPG replays, still applied once
-    again = await runner.run("POST", "/v1/sets/s/images", {"i": [1]}, principal="p", fingerprint="add")
-    assert again.replayed and list(server.applied.values()) == [1]
-    # add → remove → add: the cancelled run ended, so the remove ends its reuse and the add really happens
-    await runner.run("DELETE", "/v1/sets/s/images", {"i": [1]}, principal="p", fingerprint="remove")
-    third = await runner.run("POST", "/v1/sets/s/images", {"i": [1]}, principal="p", fingerprint="add")
-    assert not third.replayed and len(server.applied) == 3
-    assert all(e.inflight == 0 for e in memo._entries.values())
+    # "set to a value": a fresh key (applying the same value again is harmless, and DPG reports its state);
+    # a create: the same key, so DPG replays the creation instead of making a second one
+    again = await runner.run("POST", "/v1/sets/s/x", {"i": [1]}, principal="p", fingerprint="w", kind=kind)
+    assert again.replayed is replayed and sum(server.applied.values()) == applied
     await client.aclose()
 
 
@@ -411,7 +428,7 @@ async def test_check_operation_wait_is_bounded_when_the_first_poll_hangs() -> No
         raise AssertionError
 
     client = DPGClient(BASE, TOKEN, transport=httpx2.MockTransport(hang), timeout=30)
-    runner = WriteRunner(client, InMemoryWriteMemo(), budget_s=0.2)
+    runner = WriteRunner(client, MemoryLedger(), budget_s=0.2)
     with anyio.fail_after(3), pytest.raises(TransportFailure):
         await runner.wait("op-1")
 
@@ -442,7 +459,7 @@ async def test_garbled_bodies_and_redirect_loops_become_dpg_errors(clock: FakeCl
     with pytest.raises(DPGError) as info:
         await client.fetch_bytes("https://cdn.test/loop", 10)
     assert info.value.code == "invalid_response"
-    runner = WriteRunner(client, InMemoryWriteMemo(clock=clock), clock=clock, sleep=clock.sleep)
+    runner = WriteRunner(client, MemoryLedger(), clock=clock, sleep=clock.sleep)
     out = await runner.run("PATCH", "/v1/images/i", {"title": "t"}, principal="p", fingerprint="f")
     posts = [r for r in rec.requests if r.method == "PATCH"]
     assert out.state == "succeeded" and len(posts) == 2

@@ -10,16 +10,21 @@ import pytest
 
 from dpg_mcp.dpg.errors import DPGError, TransportFailure
 from dpg_mcp.dpg.operations import WriteOutcome, WriteRunner
-from dpg_mcp.state import InMemoryWriteMemo
+from dpg_mcp.ledger import Kind, MemoryLedger, State
 from tests.client.helpers import FakeClock, Recorder, envelope, jresp, make_client, op
 
 
 def runner_for(
     handler: Callable[[httpx2.Request], httpx2.Response], clock: FakeClock, budget_s: float = 45.0, **kw: Any
-) -> tuple[WriteRunner, Recorder, InMemoryWriteMemo]:
+) -> tuple[WriteRunner, Recorder, MemoryLedger]:
     client, rec = make_client(handler, clock)
-    memo = InMemoryWriteMemo(clock=clock)
-    return WriteRunner(client, memo, budget_s, clock=clock, sleep=clock.sleep, **kw), rec, memo
+    ledger = MemoryLedger()
+    return WriteRunner(client, ledger, budget_s, clock=clock, sleep=clock.sleep, **kw), rec, ledger
+
+
+async def state_of(runner: WriteRunner, fingerprint: str = "f", principal: str = "p") -> State | None:
+    entry = await runner.ledger.get(runner.action_of(principal, fingerprint))
+    return entry.state if entry is not None else None
 
 
 def writes(rec: Recorder) -> list[httpx2.Request]:
@@ -70,40 +75,56 @@ async def test_429_longer_than_budget_is_raised(clock: FakeClock) -> None:
     assert info.value.status == 429 and info.value.retry_after == 100.0 and len(rec.requests) == 1
 
 
-async def test_4xx_is_not_retried_and_memo_forgets(clock: FakeClock) -> None:
-    runner, rec, memo = runner_for(
+async def test_4xx_is_not_retried_and_the_action_is_failed(clock: FakeClock) -> None:
+    runner, rec, _ = runner_for(
         lambda r: jresp(400, envelope("validation", field="title", detail="too long")), clock
     )
-    with pytest.raises(DPGError) as info:
-        await runner.run("PATCH", "/v1/images/i", {"title": "x"}, principal="p", fingerprint="f")
-    assert info.value.field == "title" and len(rec.requests) == 1
-    _, reused = await memo.claim("p", "f")
-    assert not reused
+    for _ in range(2):
+        with pytest.raises(DPGError) as info:
+            await runner.run("PATCH", "/v1/images/i", {"title": "x"}, principal="p", fingerprint="f")
+        assert info.value.field == "title" and info.value.resend is None  # refused: nothing to resend
+        assert await state_of(runner) is State.FAILED
+    keys = [r.headers["idempotency-key"] for r in rec.requests]
+    assert len(keys) == 2 and keys[0] != keys[1]  # a refused action starts over under a fresh key
 
 
 async def test_idempotency_conflict_is_resent_with_the_same_key_then_raised(clock: FakeClock) -> None:
-    runner, rec, memo = runner_for(lambda r: jresp(409, envelope("idempotency_key_conflict")), clock)
+    runner, rec, _ = runner_for(lambda r: jresp(409, envelope("idempotency_key_conflict")), clock)
     with pytest.raises(DPGError) as info:
-        await runner.run("POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f")
+        await runner.run("POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f", kind=Kind.CREATE)
     # our key is only ever used for this one request: a 409 means "still in progress", never "take a new key"
     assert info.value.code == "idempotency_key_conflict" and len(rec.requests) == 4
     assert len({r.headers["idempotency-key"] for r in rec.requests}) == 1
-    assert (await memo.claim("p", "f", request=None))[1] is True  # kept: a repeat must not apply it again
+    assert await state_of(runner) is State.UNKNOWN  # may have been applied: a create's resend reuses it
+    with pytest.raises(DPGError):
+        await runner.run("POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f", kind=Kind.CREATE)
+    assert len({r.headers["idempotency-key"] for r in rec.requests}) == 1
 
 
-async def test_transport_budget_spent_raises_and_repeat_reuses_key(clock: FakeClock) -> None:
+@pytest.mark.parametrize("kind", list(Kind))
+async def test_transport_budget_spent_raises_and_the_resend_follows_the_kind(
+    clock: FakeClock, kind: Kind
+) -> None:
     def handler(r: httpx2.Request) -> httpx2.Response:
         raise httpx2.ReadError("reset", request=r)
 
     runner, rec, _ = runner_for(handler, clock, budget_s=5, max_send_attempts=4)
     with pytest.raises(TransportFailure) as info:
-        await runner.run("POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f")
+        await runner.run(
+            "POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f", kind=kind, tool="t"
+        )
     assert "at most once" in str(info.value)
+    # what may have happened, and exactly what the resend will do
+    assert info.value.resend is not None and "may or may not have been applied" in info.value.resend
+    said = "same idempotency key" if kind is Kind.CREATE else "sends it again"
+    assert said in info.value.resend and "Calling t again" in info.value.resend
     first = {r.headers["idempotency-key"] for r in rec.requests}
     assert len(first) == 1 and 1 < len(rec.requests) <= 4
+    assert await state_of(runner) is State.UNKNOWN
     with pytest.raises(TransportFailure):
-        await runner.run("POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f")
-    assert {r.headers["idempotency-key"] for r in rec.requests} == first
+        await runner.run("POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f", kind=kind)
+    keys = {r.headers["idempotency-key"] for r in rec.requests}
+    assert (keys == first) is (kind is Kind.CREATE)
 
 
 async def test_direct_body_reply(clock: FakeClock) -> None:
@@ -150,10 +171,62 @@ async def test_polls_with_etag_and_backoff_and_reports_progress(clock: FakeClock
 
 async def test_failed_operation(clock: FakeClock) -> None:
     err = {"code": "internal", "message": "processor crashed"}
-    runner, _, memo = runner_for(lambda r: jresp(202, op(status="failed", error=err)), clock)
-    out = await runner.run("POST", "/v1/archives", {}, principal="p", fingerprint="f")
+    runner, rec, _ = runner_for(lambda r: jresp(202, op(status="failed", error=err)), clock)
+    out = await runner.run("POST", "/v1/archives", {}, principal="p", fingerprint="f", kind=Kind.CREATE)
     assert out.state == "failed" and out.error == err
-    assert (await memo.claim("p", "f"))[1] is False  # a failed op is not replayed on the next call
+    assert await state_of(runner) is State.FAILED
+    await runner.run("POST", "/v1/archives", {}, principal="p", fingerprint="f", kind=Kind.CREATE)
+    keys = [r.headers["idempotency-key"] for r in rec.requests if r.method == "POST"]
+    assert keys[0] != keys[1]  # an Operation that ended badly is not replayed: a fresh key
+
+
+@pytest.mark.parametrize("status", ["cancelled", "canceled", "expired", "rejected"])
+async def test_bad_terminal_statuses_end_the_wait(clock: FakeClock, status: str) -> None:
+    polls = 0
+
+    def handler(r: httpx2.Request) -> httpx2.Response:
+        nonlocal polls
+        if r.method == "POST":
+            return jresp(202, op("op-5", "pending"))
+        polls += 1
+        return jresp(200, op("op-5", status))
+
+    runner, _, _ = runner_for(handler, clock)
+    out = await runner.run("POST", "/v1/archives", {}, principal="p", fingerprint="f")
+    assert out.state == "failed" and out.operation is not None and out.operation.status == status
+    assert polls == 1 and clock.now - 1000.0 < 1.0  # ended at once, not at the end of the budget
+    assert await state_of(runner) is State.FAILED
+    done = await runner.wait("op-5")  # check_operation follows the same rule
+    assert done.state == "failed"
+
+
+async def test_an_unknown_status_is_in_progress_until_the_budget_and_named(clock: FakeClock) -> None:
+    def handler(r: httpx2.Request) -> httpx2.Response:
+        return jresp(202 if r.method == "POST" else 200, op("op-6", "awaiting_review"))
+
+    runner, _, _ = runner_for(handler, clock, budget_s=3)
+    out = await runner.run("POST", "/v1/archives", {}, principal="p", fingerprint="f")
+    assert out.state == "running" and out.operation is not None and out.operation.status == "awaiting_review"
+    assert clock.now - 1000.0 >= 3.0
+    assert await state_of(runner) is State.UNKNOWN  # accepted, no final word yet
+    again = await runner.wait("op-6", budget_s=2)
+    assert again.state == "running" and again.operation is not None
+    assert again.operation.status == "awaiting_review"
+
+
+async def test_a_404_while_polling_an_accepted_write_is_an_unknown_outcome(clock: FakeClock) -> None:
+    def handler(r: httpx2.Request) -> httpx2.Response:
+        if r.method == "POST":
+            return jresp(202, op("op-8", "running"))
+        return jresp(404, envelope("operation_not_found"))
+
+    runner, _, _ = runner_for(handler, clock)
+    with pytest.raises(DPGError) as info:
+        await runner.run("POST", "/v1/sets", {"name": "a"}, principal="p", fingerprint="f", kind=Kind.CREATE)
+    err = info.value
+    assert err.code == "operation_lost" and err.status != 404  # never "check the id you passed"
+    assert err.resend is not None and "same idempotency key" in err.resend
+    assert await state_of(runner) is State.UNKNOWN
 
 
 async def test_budget_spent_returns_running_then_wait_finishes(clock: FakeClock) -> None:
@@ -183,15 +256,42 @@ async def test_wait_unknown_operation_raises(clock: FakeClock) -> None:
     assert info.value.code == "operation_not_found"
 
 
-async def test_memo_replay_flag_and_new_key_after_other_write(clock: FakeClock) -> None:
-    runner, rec, _ = runner_for(lambda r: jresp(202, op()), clock)
+async def test_set_value_calls_take_a_fresh_key_every_time_and_never_claim_a_replay(clock: FakeClock) -> None:
+    runner, rec, _ = runner_for(lambda r: jresp(202, op(), {"Idempotent-Replayed": "false"}), clock)
     a = await runner.run("POST", "/v1/sets/s/images", {"i": [1]}, principal="p", fingerprint="add")
     b = await runner.run("POST", "/v1/sets/s/images", {"i": [1]}, principal="p", fingerprint="add")
     await runner.run("DELETE", "/v1/sets/s/images", {"i": [1]}, principal="p", fingerprint="remove")
     c = await runner.run("POST", "/v1/sets/s/images", {"i": [1]}, principal="p", fingerprint="add")
-    assert (a.replayed, b.replayed, c.replayed) == (False, True, False)
+    assert (a.replayed, b.replayed, c.replayed) == (False, False, False)
     keys = [r.headers["idempotency-key"] for r in rec.requests]
-    assert keys[0] == keys[1] and len({keys[0], keys[2], keys[3]}) == 3
+    assert len(set(keys)) == 4
+
+
+async def test_identical_calls_at_once_join_one_run(clock: FakeClock) -> None:
+    import anyio
+
+    gate = anyio.Event()
+
+    async def handler(r: httpx2.Request) -> httpx2.Response:
+        await gate.wait()
+        return jresp(202, op("op-9", "succeeded"))
+
+    runner, rec, _ = runner_for(handler, clock)  # type: ignore[arg-type]
+    outs: list[WriteOutcome] = []
+
+    async def call() -> None:
+        outs.append(await runner.run("POST", "/v1/sets", {"name": "x"}, principal="p", fingerprint="f"))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(call)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    assert len([r for r in rec.requests if r.method == "POST"]) == 1
+    assert sorted(o.joined for o in outs) == [False, True, True, True, True]
+    assert {o.operation.uuid for o in outs if o.operation} == {"op-9"} and all(
+        o.state == "succeeded" for o in outs
+    )
 
 
 async def test_poll_errors_keep_waiting(clock: FakeClock) -> None:

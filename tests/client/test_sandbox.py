@@ -14,7 +14,7 @@ from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.errors import DPGError, TransportFailure
 from dpg_mcp.dpg.models import DownloadLink, Image, UploadTicket
 from dpg_mcp.dpg.operations import WriteRunner
-from dpg_mcp.state import InMemoryWriteMemo
+from dpg_mcp.ledger import Kind, MemoryLedger
 from tests.client.helpers import FakeClock
 
 try:
@@ -60,7 +60,7 @@ async def make(wall: FakeClock) -> AsyncIterator[Factory]:
 
 
 def runner(client: DPGClient, wall: FakeClock, budget_s: float = 45.0, **kw: Any) -> WriteRunner:
-    return WriteRunner(client, InMemoryWriteMemo(clock=wall), budget_s, clock=wall, sleep=wall.sleep, **kw)
+    return WriteRunner(client, MemoryLedger(), budget_s, clock=wall, sleep=wall.sleep, **kw)
 
 
 async def some_images(client: DPGClient, n: int) -> list[Image]:
@@ -221,7 +221,9 @@ async def test_exactly_once_under_dropped_responses(make: Factory, wall: FakeClo
         assert again.rating == n % 6 and f"batch:{n}" in [k.full for k in again.keywords]
 
 
-async def test_memo_reuse_and_add_remove_add(make: Factory, wall: FakeClock) -> None:
+async def test_ledger_set_value_again_applies_and_add_remove_add_ends_in_the_set(
+    make: Factory, wall: FakeClock
+) -> None:
     sb, client = make()
     images = await some_images(client, 2)
     target = (await client.list_sets()).items[0].public_uuid
@@ -231,16 +233,29 @@ async def test_memo_reuse_and_add_remove_add(make: Factory, wall: FakeClock) -> 
 
     a1 = await run.run("POST", path, body, principal="p", fingerprint="add")
     a2 = await run.run("POST", path, body, principal="p", fingerprint="add")
-    assert (a1.replayed, a2.replayed) == (False, True)
+    # "set to a value": a second identical call after a delivered result is applied again (a fresh key),
+    # which changes nothing, and never claims "applied earlier"
+    assert (a1.replayed, a2.replayed) == (False, False)
     assert a1.operation is not None and a2.operation is not None
-    assert a1.operation.uuid == a2.operation.uuid  # DPG replayed the original Operation
-    assert len(sb.apply_counts()) == 1
+    assert a1.operation.uuid != a2.operation.uuid and len(sb.apply_counts()) == 2
 
     await run.run("DELETE", path, body, principal="p", fingerprint="remove")
     a3 = await run.run("POST", path, body, principal="p", fingerprint="add")
-    assert not a3.replayed and len(sb.apply_counts()) == 3
+    assert not a3.replayed and len(sb.apply_counts()) == 4
     members = await client.set_images(target, limit=200)
     assert {i.public_uuid for i in images} <= {m.public_uuid for m in members.items}
+
+
+async def test_ledger_create_sent_twice_is_created_once_and_says_so(make: Factory, wall: FakeClock) -> None:
+    sb, client = make()
+    run = runner(client, wall)
+    before = len((await client.list_sets(limit=200)).items)
+    body = {"name": "Ledger once"}
+    c1 = await run.run("POST", "/v1/sets", body, principal="p", fingerprint="mk", kind=Kind.CREATE)
+    c2 = await run.run("POST", "/v1/sets", body, principal="p", fingerprint="mk", kind=Kind.CREATE)
+    assert (c1.replayed, c2.replayed) == (False, True)  # DPG itself replayed the key, outcome final
+    assert c1.operation is not None and c2.operation is not None and c1.operation.uuid == c2.operation.uuid
+    assert len((await client.list_sets(limit=200)).items) == before + 1 and len(sb.apply_counts()) == 1
 
 
 async def test_direct_body_replies(make: Factory, wall: FakeClock) -> None:

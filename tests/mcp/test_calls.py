@@ -94,16 +94,30 @@ async def test_dropped_responses_are_applied_exactly_once(mode: str) -> None:
     assert [sb.store.images[u].title for u in uuids] == [f"Shot {i}" for i in range(6)]
 
 
-async def test_same_call_twice_is_applied_once_and_says_so(sb: Sandbox, mode: str) -> None:
+async def test_same_set_value_call_twice_is_applied_again_and_never_claims_earlier(
+    sb: Sandbox, mode: str
+) -> None:
     uuid = image_ids(sb, 1)[0]
     args = {"image_uuid": uuid, "description": "Crowd at dusk"}
     async with dpg_server(sb, "editor") as server, connect(server, mode) as client:
         first = await client.call_tool("caption_image", args)
         second = await client.call_tool("caption_image", args)
-    assert "already applied earlier" not in ok(first)["message"]
-    assert "already applied earlier; nothing done twice" in ok(second)["message"]
-    assert "already applied earlier; nothing done twice" in text_of(second)
-    assert sb.applied_total() == 1
+    for result in (first, second):
+        assert ok(result)["message"] == "Description set on 1 image."
+        assert "earlier" not in text_of(result)
+    assert sb.applied_total() == 2  # applied again: the same value, no change to the outcome
+    assert sb.store.images[uuid].description == "Crowd at dusk"
+
+
+async def test_same_create_call_twice_creates_once_and_says_so(sb: Sandbox, mode: str) -> None:
+    before = len(sb.store.sets)
+    async with dpg_server(sb, "editor") as server, connect(server, mode) as client:
+        first = ok(await client.call_tool("create_set", {"name": "Dusk selects"}))
+        second = await client.call_tool("create_set", {"name": "Dusk selects"})
+    assert "earlier" not in first["message"]
+    assert "created earlier" in ok(second)["message"] and "created earlier" in text_of(second)
+    assert ok(second)["set_uuid"] == first["set_uuid"]
+    assert len(sb.store.sets) == before + 1 and sb.applied_total() == 1
 
 
 async def test_write_past_the_budget_returns_a_handle_check_operation_finishes(mode: str) -> None:

@@ -28,10 +28,13 @@ def norm(v: Any) -> Any:
 
 async def test_me_shape(api: Api) -> None:
     me = (await api.get("/v1/me", ADMIN)).json()
+    assert re.fullmatch(r"[0-9a-f]{32}", me["instance_id"])  # fresh on every sandbox start
+    me["instance_id"] = "<per start>"
     assert norm(me) == snapshot(
         {
             "account": {"name": "Riverside Sound Festival", "unique_id": "riverside", "uuid": "<uuid>"},
             "capabilities": ["<list of 9>", "api.images.read"],
+            "instance_id": "<per start>",
             "service_token": {"name": "Sandbox admin", "uuid": "<uuid>"},
             "user": None,
         }
@@ -78,6 +81,7 @@ async def test_image_shape(api: Api, images: list[dict[str, Any]]) -> None:
             "rotation": 0,
             "set_public_uuids": ["<list of 2>", "<uuid>"],
             "title": "str",
+            "transaction_uuid": None,
             "updated_at": "<datetime>",
             "versions": [
                 "<list of 4>",
@@ -141,7 +145,7 @@ async def test_set_shape(api: Api, sets: list[dict[str, Any]]) -> None:
     )
     img = (await api.set_images(sets[1]["public_uuid"]))[0]
     assert sorted(set(img) - set(images_keys())) == snapshot(
-        ["activation_time", "height", "hidden", "metadata_profile_uuid", "width"]
+        ["activation_time", "height", "hidden", "metadata_profile_uuid", "transaction_uuid", "width"]
     )
 
 

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.operations import WriteRunner
+from dpg_mcp.ledger import MemoryLedger
 from dpg_mcp.sandbox import Sandbox, SandboxConfig
-from dpg_mcp.state import InMemoryWriteMemo
 from dpg_mcp.tools import TOOLS, ToolContext, ToolResult, ToolSpec
 
 ADMIN = "dpg_api_live_sandbox_admin"
@@ -64,7 +64,7 @@ async def client(sandbox: Sandbox) -> AsyncIterator[DPGClient]:
 
 @pytest.fixture
 def ctx(client: DPGClient) -> ToolContext:
-    return ToolContext(client=client, runner=WriteRunner(client, InMemoryWriteMemo()), principal="test:admin")
+    return ToolContext(client=client, runner=WriteRunner(client, MemoryLedger()), principal="test:admin")
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ async def offline() -> AsyncIterator[tuple[ToolContext, NoNetwork]]:
     transport = NoNetwork()
     async with DPGClient(base_url=BASE, token=ADMIN, transport=transport, max_attempts=1) as c:
         yield (
-            ToolContext(client=c, runner=WriteRunner(c, InMemoryWriteMemo()), principal="test:offline"),
+            ToolContext(client=c, runner=WriteRunner(c, MemoryLedger()), principal="test:offline"),
             transport,
         )
 

@@ -16,9 +16,9 @@ import pytest
 from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.operations import WriteRunner
+from dpg_mcp.ledger import MemoryLedger
 from dpg_mcp.sandbox import Sandbox, SandboxConfig
 from dpg_mcp.sandbox.store import SetRec
-from dpg_mcp.state import InMemoryWriteMemo
 from dpg_mcp.tools import ToolContext
 from dpg_mcp.tools.errors import NeedsConfirmation, agent_message
 from dpg_mcp.tools.render import MAX_RESULT_BYTES
@@ -45,7 +45,7 @@ def recording(sandbox: Sandbox) -> Recording:
 @pytest.fixture
 async def rctx(recording: Recording) -> AsyncIterator[ToolContext]:
     async with DPGClient(base_url=BASE, token=ADMIN, transport=recording) as c:
-        yield ToolContext(client=c, runner=WriteRunner(c, InMemoryWriteMemo()), principal="test:rec")
+        yield ToolContext(client=c, runner=WriteRunner(c, MemoryLedger()), principal="test:rec")
 
 
 async def image_ids(ctx: ToolContext, n: int) -> list[str]:
@@ -96,7 +96,8 @@ async def test_caption_then_get_image_shows_the_title(ctx: ToolContext) -> None:
         "failures": [],
     }
     again = await call(ctx, "caption_image", image_uuid=uuid, title="Golden hour", rotation=90)
-    assert "already applied earlier; nothing done twice" in again.structured.message  # type: ignore[attr-defined]
+    # a "set to a value" call sent again is applied again and reports DPG's state; it claims nothing earlier
+    assert again.structured.message == "Title and rotation set on 1 image."  # type: ignore[attr-defined]
     got = await call(ctx, "get_image", image_uuid=uuid)
     detail = dump(got.structured)
     assert detail["title"] == "Golden hour" and detail["rotation"] == 90
@@ -368,7 +369,7 @@ async def test_set_lifecycle(ctx: ToolContext) -> None:
     r = await call(ctx, "add_to_set", set_uuid=new, image_uuids=ids)
     assert r.structured.message == "6 images added to the set."  # type: ignore[attr-defined]
     again = await call(ctx, "add_to_set", set_uuid=new, image_uuids=ids)
-    assert "nothing done twice" in again.structured.message  # type: ignore[attr-defined]
+    assert again.structured.message == "6 images added to the set."  # type: ignore[attr-defined]
     await call(ctx, "remove_from_set", set_uuid=new, image_uuids=ids[:1])
     await call(ctx, "arrange_set", set_uuid=new, move_to_front=[ids[5], ids[4]])
     await call(ctx, "publish_set", set_uuid=new, hidden=True, activation_time="2030-01-01T09:00:00Z")
@@ -419,7 +420,7 @@ async def test_slow_archive_returns_the_handle_and_check_operation_finishes_it()
     now = [1_800_000_000.0]
     sb = Sandbox(SandboxConfig(operation_seconds={"archive": 60.0}, clock=lambda: now[0]))
     async with DPGClient(base_url=BASE, token=ADMIN, transport=sb.transport()) as c:
-        ctx = ToolContext(client=c, runner=WriteRunner(c, InMemoryWriteMemo(), budget_s=0.05), principal="p")
+        ctx = ToolContext(client=c, runner=WriteRunner(c, MemoryLedger(), budget_s=0.05), principal="p")
         ids = await image_ids(ctx, 2)
         r = await call(ctx, "build_archive", image_uuids=ids)
         out = dump(r.structured)
@@ -434,11 +435,11 @@ async def test_slow_archive_returns_the_handle_and_check_operation_finishes_it()
         assert re.search(r"Link \(expires \d{4}-\d\d-\d\dT[\d:]+Z\): http", done.text), done.text
 
 
-async def test_check_operation_of_a_batch_counts_children(ctx: ToolContext) -> None:
+async def test_check_operation_of_a_batch_counts_children(sandbox: Sandbox, ctx: ToolContext) -> None:
     ids = await image_ids(ctx, 60)
     await call(ctx, "rate_images", image_uuids=ids, rating=1)
-    ops = [k for k in ctx.runner.memo._entries.values() if k.op_uuid]  # type: ignore[attr-defined]
-    r = await call(ctx, "check_operation", operation_id=ops[0].op_uuid)
+    ops = [op for op in sandbox.store.operations.values() if op.type == "batch"]
+    r = await call(ctx, "check_operation", operation_id=ops[0].uuid)
     out = dump(r.structured)
     assert out["state"] == "succeeded" and out["type"] == "batch" and out["succeeded"] == 50
 
@@ -476,10 +477,11 @@ async def test_upload_from_file_and_from_base64(ctx: ToolContext, tmp_path: Path
     out = dump(r.structured)
     assert out["image"]["title"] == "Sound check" and "soundcheck" in out["image"]["keywords"]
     assert gallery in (await ctx.client.get_image(out["image"]["uuid"])).set_public_uuids
-    # same file + same details again: the memo replays the ticket and nothing is uploaded twice
+    # same file + same details again: the ledger knows the image it made; nothing is uploaded twice
     again = await call(ctx, "upload_image", file_path=str(path), title="Sound check", keywords=["soundcheck"],
                        set_uuid=gallery)  # fmt: skip
-    assert "nothing done twice" in again.structured.message  # type: ignore[attr-defined]
+    assert "uploaded earlier" in again.structured.message  # type: ignore[attr-defined]
+    assert dump(again.structured)["image"]["uuid"] == out["image"]["uuid"]
     b64 = base64.b64encode(png).decode()
     r = await call(ctx, "upload_image", content_base64=b64, filename="b.png", title="From base64")
     assert dump(r.structured)["image"]["filename"] == "b.png"
@@ -506,7 +508,7 @@ async def test_forbidden_write_names_the_scope(sandbox: Sandbox) -> None:
     async with DPGClient(
         base_url=BASE, token="dpg_api_live_sandbox_readonly", transport=sandbox.transport()
     ) as c:
-        ctx = ToolContext(client=c, runner=WriteRunner(c, InMemoryWriteMemo()), principal="ro")
+        ctx = ToolContext(client=c, runner=WriteRunner(c, MemoryLedger()), principal="ro")
         [uuid] = await image_ids(ctx, 1)
         before = sandbox.state_digest()
         with pytest.raises(DPGError) as info:
@@ -561,16 +563,17 @@ async def test_get_image_text_restates_the_detail_and_fences_gallery_text(ctx: T
     assert json.dumps(out["exif"]["model"]) in r.text
 
 
-async def test_repeating_a_batched_call_replays_every_chunk(sandbox: Sandbox, ctx: ToolContext) -> None:
+async def test_repeating_a_batched_set_value_call_applies_it_again(
+    sandbox: Sandbox, ctx: ToolContext
+) -> None:
     ids = await image_ids(ctx, 120)
     first = await call(ctx, "rate_images", image_uuids=ids, rating=2)
     applied = sandbox.applied_total()
     again = await call(ctx, "rate_images", image_uuids=ids, rating=2)
-    assert sandbox.applied_total() == applied
-    assert (
-        again.structured.message
-        == f"{first.structured.message[:-1]}; already applied earlier; nothing done twice."
-    )  # type: ignore[attr-defined]
+    # delivered, then sent again: applied again (same value, same outcome), reported as DPG's state
+    assert sandbox.applied_total() == 2 * applied
+    assert again.structured.message == first.structured.message  # type: ignore[attr-defined]
+    assert all(sandbox.store.images[i].rating == 2 for i in ids)
 
 
 async def test_progress_of_a_batched_call_only_goes_up(ctx: ToolContext) -> None:
@@ -592,7 +595,7 @@ async def test_a_batch_that_outlives_the_wait_returns_the_handle_and_stops() -> 
     now = [1_800_000_000.0]
     sb = Sandbox(SandboxConfig(operation_seconds={"batch": 60.0}, clock=lambda: now[0]))
     async with DPGClient(base_url=BASE, token=ADMIN, transport=sb.transport()) as c:
-        ctx = ToolContext(client=c, runner=WriteRunner(c, InMemoryWriteMemo(), budget_s=0.05), principal="p")
+        ctx = ToolContext(client=c, runner=WriteRunner(c, MemoryLedger(), budget_s=0.05), principal="p")
         ids = await image_ids(ctx, 120)
         r = await call(ctx, "rate_images", image_uuids=ids, rating=1)
         out = dump(r.structured)
