@@ -41,9 +41,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    load = f", load {os.getloadavg()[0]:.1f} at the end" if hasattr(os, "getloadavg") else ""
     return (
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs{f' ({cpu})' if cpu else ''}, "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}{load}"
     )
 
 
