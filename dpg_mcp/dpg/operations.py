@@ -14,11 +14,12 @@ state "running" with the Operation, which `wait()` (check_operation) can finish 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -391,8 +392,13 @@ class WriteRunner:
         deadline: float,
         progress: ProgressFn | None,
         key: str | None = None,
+        follow: bool = True,
     ) -> WriteOutcome:
-        """Send under `key` (default: the held action's key), retrying with it, and follow the Operation."""
+        """Send under `key` (default: the held action's key), retrying with it, and follow the Operation.
+
+        follow=False returns as soon as DPG accepted it: a running Operation comes back "running", for
+        `follow_together` to poll along with others.
+        """
         key = key or held.key
         conflicts = 0
         while True:
@@ -421,6 +427,11 @@ class WriteRunner:
             replayed = bool(reused and reply.replayed)
             return WriteOutcome(
                 state="succeeded", body=reply.body, replayed=replayed, attempts=attempts, previous=previous
+            )
+        if not follow and not op.is_terminal:
+            replayed = bool(reused and reply.replayed)  # kept only if the Operation ends (follow_together)
+            return WriteOutcome(
+                state="running", operation=op, replayed=replayed, attempts=attempts, previous=previous
             )
         outcome = await self._follow(
             op, start, deadline, progress, etag=None, total=self.budget_s, accepted=True
@@ -538,31 +549,111 @@ class WriteRunner:
                 self._clock() - start, floor=self.poll_initial_s, cap=self.poll_max_s, hint=operation_hint(op)
             )
             await self._sleep(min(max(delay, floor or 0.0), remaining))
-            floor = None
-            fresh: Operation | None = None
-            # A hanging poll must not outlast the budget: the write is accepted, "running" is the truth.
-            with anyio.move_on_after(max(deadline - self._clock(), _MIN_ATTEMPT_S)):
-                try:
-                    fresh, etag = await self.client.get_operation(op.uuid, etag)
-                except DPGError as err:
-                    if accepted and err.status == 404:
-                        # DPG accepted the write, then forgot its Operation: the outcome is unknown, and the
-                        # id came from DPG, not from the agent.
-                        raise DPGError(
-                            502,
-                            "operation_lost",
-                            f"DPG accepted the write as operation {op.uuid}, then no longer knew it",
-                            request_id=err.request_id,
-                        ) from err
-                    # A 404 (unknown op) is the truth; an odd body (a proxy's page) is not worth failing over.
-                    if not err.retryable and err.code != "invalid_response":
-                        raise
-                    floor = err.retry_after if err.status == 429 else None
-                    log.warning("poll %s failed (%s); still waiting", op.uuid, err.code)
+            fresh, etag, floor = await self._poll_once(op, etag, deadline, accepted=accepted)
             if fresh is not None:
                 op = fresh
         await self._report(progress, start, total, _status_line(op))
         return WriteOutcome(state="succeeded" if op.succeeded else "failed", operation=op)
+
+    async def _poll_once(
+        self, op: Operation, etag: str | None, deadline: float, *, accepted: bool
+    ) -> tuple[Operation | None, str | None, float | None]:
+        """One poll: (the Operation if changed, its ETag, a 429's Retry-After). Raises what ends the wait."""
+        fresh: Operation | None = None
+        floor: float | None = None
+        # A hanging poll must not outlast the budget: the write is accepted, "running" is the truth.
+        with anyio.move_on_after(max(deadline - self._clock(), _MIN_ATTEMPT_S)):
+            try:
+                fresh, etag = await self.client.get_operation(op.uuid, etag)
+            except DPGError as err:
+                if accepted and err.status == 404:
+                    # DPG accepted the write, then forgot its Operation: the outcome is unknown, and the
+                    # id came from DPG, not from the agent.
+                    raise DPGError(
+                        502,
+                        "operation_lost",
+                        f"DPG accepted the write as operation {op.uuid}, then no longer knew it",
+                        request_id=err.request_id,
+                    ) from err
+                # A 404 (unknown op) is the truth; an odd body (a proxy's page) is not worth failing over.
+                if not err.retryable and err.code != "invalid_response":
+                    raise
+                floor = err.retry_after if err.status == 429 else None
+                log.warning("poll %s failed (%s); still waiting", op.uuid, err.code)
+        return fresh, etag, floor
+
+    async def follow_together(
+        self,
+        outcomes: Sequence[WriteOutcome],
+        *,
+        start: float,
+        deadline: float,
+        progress: ProgressFn | None,
+    ) -> list[WriteOutcome | DPGError]:
+        """Follow several accepted writes (sent with follow=False) to their end within one shared deadline.
+
+        They were sent together, so they end together as a rule: one lead (the last one listed still
+        running) is polled on `poll_delay`'s pace; when it ends, the others are polled once, together, and
+        those still running go on with a new lead. A batch of writes costs about as many polls as one write,
+        plus one per write at the end; at the deadline every part still open is looked at once more. A poll
+        that ends a wait badly (the Operation lost) is that write's
+        DPGError; the others go on.
+        """
+        out: list[WriteOutcome | DPGError] = list(outcomes)
+        ops = {i: o.operation for i, o in enumerate(outcomes) if o.state == "running" and o.operation}
+        etags: dict[int, str | None] = dict.fromkeys(ops)
+        floor: float | None = None
+        total = len(outcomes)
+
+        async def poll(i: int) -> float | None:
+            try:
+                fresh, etags[i], at_least = await self._poll_once(ops[i], etags[i], deadline, accepted=True)
+            except DPGError as err:
+                out[i] = err
+                del ops[i]
+                return None
+            if fresh is not None:
+                ops[i] = fresh
+                if fresh.is_terminal:
+                    del ops[i]
+                    done = outcomes[i]
+                    out[i] = done.model_copy(
+                        update={"state": "succeeded" if fresh.succeeded else "failed", "operation": fresh}
+                    )
+            return at_least
+
+        async def report() -> None:  # progress counted in parts: it only ever goes up
+            if progress is not None:
+                with contextlib.suppress(Exception):  # a broken progress channel must not break the write
+                    await progress(
+                        float(total - len(ops)), float(total), f"{total - len(ops)} of {total} parts done"
+                    )
+
+        async def sweep() -> None:
+            async with anyio.create_task_group() as tg:
+                for i in list(ops):
+                    tg.start_soon(poll, i)
+
+        while ops:
+            await report()
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                await sweep()  # a last look at every part, so none that ended is reported running
+                break
+            lead = max(ops)
+            hint = operation_hint(ops[lead])
+            elapsed = self._clock() - start
+            delay = poll_delay(elapsed, floor=self.poll_initial_s, cap=self.poll_max_s, hint=hint)
+            await self._sleep(min(max(delay, floor or 0.0), remaining))
+            floor = await poll(lead)
+            if lead not in ops and ops:
+                await sweep()  # the lead ended: look at the rest, together
+        for i in ops:  # the shared deadline passed: still running, and not "applied earlier" yet
+            running = out[i]
+            if isinstance(running, WriteOutcome):
+                out[i] = running.model_copy(update={"operation": ops[i], "replayed": False})
+        await report()
+        return out
 
     async def _report(self, progress: ProgressFn | None, start: float, total: float, message: str) -> None:
         if progress is None:
