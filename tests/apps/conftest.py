@@ -104,7 +104,9 @@ def screenshot(drv: Any, name: str) -> Path:
         time.sleep(0.1)
     drv.execute_script("window.scrollTo(0, 0)")
     # The whole page, not just the viewport: the viewport is made as tall as the page for the picture.
-    height = int(drv.execute_script("return document.documentElement.scrollHeight"))
+    height = int(
+        drv.execute_script("return Math.ceil(document.getElementById('view').getBoundingClientRect().bottom)")
+    )
     metrics = {"width": 1100, "height": max(300, min(height, 3000)), "deviceScaleFactor": 1, "mobile": False}
     drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     try:
