@@ -1,4 +1,5 @@
-"""`dpg-mcp`: serve MCP on stdio (default), `dpg-mcp check`, `dpg-mcp sandbox …`.
+"""`dpg-mcp`: serve MCP on stdio (default), `dpg-mcp serve --transport http` for a team, `dpg-mcp check`,
+`dpg-mcp sandbox …`.
 
 stdout is the MCP protocol on stdio, so everything human goes to stderr, except `check`, which is for people.
 Configuration problems print one line and exit with status 2.
@@ -10,11 +11,13 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -104,16 +107,125 @@ def build_parser() -> argparse.ArgumentParser:
         description="MCP server for the Digital Photo Gallery API. The token comes from $DPG_TOKEN.",
     )
     parser.add_argument("--version", action="version", version=f"dpg-mcp {__version__}")
+    parser.add_argument(
+        "--stdio",
+        action="store_true",
+        help="serve MCP on stdio (the default without a command; says so in `docker run -i … --stdio`)",
+    )
     _common(parser)
     sub = parser.add_subparsers(dest="command")
     check = sub.add_parser("check", help="show the account, scopes and the tools this token would expose")
     _common(check, sub=True)
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    serve = sub.add_parser(
+        "serve",
+        help="serve MCP over stdio (the default) or over streamable HTTP for a team (--transport http)",
+    )
+    _common(serve, sub=True)
+    add_http_arguments(serve)
     # Listed for --help only; `dpg-mcp sandbox ...` is parsed by sandbox_parser() (imported only when used).
     sub.add_parser(
         "sandbox", help="serve the DPG sandbox over HTTP for experiments (see: dpg-mcp sandbox -h)"
     )
     return parser
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def add_http_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
+    http = parser.add_argument_group("HTTP (--transport http): each request's bearer DPG token is its caller")
+    http.add_argument(
+        "--host", default=env("DPG_MCP_HOST", "127.0.0.1"), help="interface (default 127.0.0.1)"
+    )
+    http.add_argument("--port", type=int, default=int(env("DPG_MCP_PORT", "8000")), help="default 8000")
+    http.add_argument(
+        "--public-url",
+        default=env("DPG_MCP_PUBLIC_URL"),
+        help="the server's external URL behind a TLS proxy (links, metadata); $DPG_MCP_PUBLIC_URL",
+    )
+    http.add_argument(
+        "--stateless",
+        action="store_true",
+        default=env("DPG_MCP_STATELESS", "") in ("1", "true"),
+        help="no sessions: any replica serves any request (2025-11-25 clients lose mid-call questions)",
+    )
+    http.add_argument(
+        "--allowed-host",
+        action="append",
+        default=_env_list("DPG_MCP_ALLOWED_HOSTS"),
+        metavar="HOST[:PORT|:*]",
+        help="accept this Host header too (DNS-rebinding protection; repeatable; $DPG_MCP_ALLOWED_HOSTS)",
+    )
+    http.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=_env_list("DPG_MCP_ALLOWED_ORIGINS"),
+        metavar="ORIGIN",
+        help="accept browser requests from this Origin (repeatable; $DPG_MCP_ALLOWED_ORIGINS)",
+    )
+    http.add_argument(
+        "--replica-id",
+        default=env("DPG_MCP_REPLICA_ID"),
+        metavar="ID",
+        help="prefix of this replica's session ids, for a load balancer that routes sessions by it",
+    )
+    http.add_argument(
+        "--redis-url",
+        default=env("REDIS_URL"),
+        help="share the write ledger, the /v1/me cache and the limits across replicas ($REDIS_URL)",
+    )
+    http.add_argument(
+        "--rate-limit", type=int, default=1200, help="requests per minute per token (0: off; default 1200)"
+    )
+    http.add_argument(
+        "--max-concurrent", type=int, default=16, help="requests in flight per token (0: off; default 16)"
+    )
+    http.add_argument(
+        "--upload-max-mb", type=float, default=20.0, help="largest upload by bytes or URL (default 20)"
+    )
+    http.add_argument(
+        "--upload-allow",
+        action="append",
+        default=_env_list("DPG_MCP_UPLOAD_ALLOW"),
+        metavar="HOST|CIDR",
+        help="upload URLs may reach this private/loopback host or network (repeatable)",
+    )
+
+
+def hosting_options(args: argparse.Namespace) -> Any:
+    from dpg_mcp.hosting.limits import LimitSettings
+    from dpg_mcp.hosting.options import HostingOptions
+
+    if args.public_url:
+        public = urlsplit(args.public_url)
+        if public.scheme not in ("http", "https") or not public.hostname or public.query:
+            raise ConfigError(
+                f"--public-url must be an http(s) URL like https://mcp.example.com, got {args.public_url!r}"
+            )
+    if args.replica_id and not re.fullmatch(r"[a-z0-9-]{1,16}", args.replica_id):
+        raise ConfigError("--replica-id must be 1-16 lowercase letters, digits or dashes")
+    if not 0 < args.upload_max_mb <= 50:
+        raise ConfigError("--upload-max-mb must be more than 0 and at most 50")
+    return HostingOptions(
+        host=args.host,
+        port=args.port,
+        public_url=args.public_url,
+        stateless=bool(args.stateless),
+        allowed_hosts=tuple(args.allowed_host),
+        allowed_origins=tuple(args.allowed_origin),
+        redis_url=args.redis_url or None,
+        limits=LimitSettings(
+            requests_per_window=max(0, args.rate_limit), window_s=60.0, concurrent=max(0, args.max_concurrent)
+        ),
+        upload_max_bytes=int(args.upload_max_mb * 1024 * 1024),
+        upload_allow=tuple(args.upload_allow),
+        sandbox=bool(getattr(args, "sandbox", False)),
+        replica_id=args.replica_id or None,
+    )
 
 
 def sandbox_parser() -> argparse.ArgumentParser:
@@ -288,12 +400,79 @@ async def _check(settings: Settings, as_json: bool) -> None:
 NOISY_LOGGERS = ("httpx2", "httpcore2", "mcp")
 
 
+async def _serve_http(settings: Settings, options: Any, ledger_spec: str | None = None) -> None:
+    import uvicorn
+
+    from dpg_mcp.hosting.app import build_app
+    from dpg_mcp.ledger import open_ledger
+
+    redis = None
+    if options.redis_url:
+        redis = await _connect_redis(options.redis_url)
+    # With Redis every replica shares the ledger; without, the SQLite file (one replica, survives restarts).
+    ledger = open_ledger(ledger_spec, redis_url=options.redis_url)
+    try:
+        hosted = build_app(settings, options, redis=redis, ledger=ledger)
+        where = "the DPG sandbox mounted at /sandbox" if options.sandbox else hosted.api_url
+        mode = "stateless" if options.stateless else "sessions for 2025-11-25 clients"
+        print(
+            f"dpg-mcp: serving MCP over streamable HTTP at {options.mcp_url} ({mode}) against {where}"
+            f"{'; shared state in Redis' if redis is not None else ''}. "
+            "Each request's Authorization: Bearer <DPG token> is its caller. Ctrl-C stops.",
+            file=sys.stderr,
+            flush=True,
+        )
+        config = uvicorn.Config(
+            hosted.app,
+            host=options.host,
+            port=options.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+        await uvicorn.Server(config).serve()
+    finally:
+        await ledger.aclose()
+        if redis is not None:
+            await redis.aclose()
+
+
+async def _connect_redis(url: str) -> Any:
+    try:
+        import redis.asyncio as aioredis
+    except ImportError:
+        raise ConfigError(
+            "REDIS_URL is set but the redis package is missing: pip install 'dpg-mcp[hosted]'"
+        ) from None
+    client = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        with anyio.fail_after(6):
+            await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        where = (
+            urlsplit(url)._replace(netloc=urlsplit(url).hostname or "").geturl()
+        )  # no password in the text
+        raise ConfigError(f"cannot reach Redis at {where} ({type(exc).__name__}): check REDIS_URL") from None
+    return client
+
+
 def _configure_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     # Set up before MCPServer does (its basicConfig is then a no-op): plain lines on stderr, never stdout.
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # Hosted: one JSON line per request on stderr, always (principal hash, tool, status, duration).
+    access = logging.getLogger("dpg_mcp.access")
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -308,6 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         settings = settings_from(args)
+        if args.command == "serve" and args.transport == "http":
+            # No process token: each request brings its caller's.
+            anyio.run(_serve_http, settings, hosting_options(args), args.ledger)
+            return 0
         settings.secret()  # fail fast and clearly when no token is set
         if args.command == "check":
             anyio.run(_check, settings, bool(args.json))

@@ -19,6 +19,7 @@ from dpg_mcp.dpg.models import Me
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.server.visibility import visible_names
 from dpg_mcp.tools import TOOLS, ToolSpec
+from dpg_mcp.tools.base import UploadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class DPGState:
     guide_origin: str
     specs: dict[str, ToolSpec] = field(default_factory=dict)
     visible: frozenset[str] = frozenset()
+    uploads: UploadPolicy = field(default_factory=UploadPolicy)
     # Hosted: forget the cached /v1/me answer for this token when a 403 made us re-read it.
     on_refresh: Callable[[], Awaitable[None]] | None = None
     _lock: anyio.Lock = field(default_factory=anyio.Lock)

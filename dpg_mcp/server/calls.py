@@ -100,6 +100,7 @@ async def call_tool(
         progress=_progress_fn(ctx),
         confirm=_patient(confirm_fn(ctx), scope, budget),
         upload_roots=upload_roots_fn(state, ctx),
+        uploads=state.uploads,
     )
     # Every call ends within its budget: each request to DPG is cut at the call's deadline and no retry
     # starts that would pass it (dpg.retry); the scope is the backstop for anything else that hangs.
@@ -164,7 +165,12 @@ async def _run(
     return success_result(seal(result, redact))
 
 
-def tool_for(source: CallerSource, spec: ToolSpec) -> Tool:
+def tool_for(source: CallerSource, spec: ToolSpec, *, unpublished: frozenset[str] = frozenset()) -> Tool:
+    """The SDK tool for `spec`; `unpublished` arguments are left out of its schema (hosted: file_path)."""
+    schema = input_schema(spec.input_model)
+    for name in unpublished:
+        schema.get("properties", {}).pop(name, None)
+
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult | InputRequiredResult:
         # The caller is resolved from the request itself, not taken from the middleware: one less thing a
         # bypassed or reordered middleware could get wrong.
@@ -176,7 +182,7 @@ def tool_for(source: CallerSource, spec: ToolSpec) -> Tool:
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        input_schema=input_schema(spec.input_model),
+        input_schema=schema,
         output_schema=output_schema(spec.output_model) if publishes_output_schema(spec) else None,
         annotations=annotations_for(spec),
     )

@@ -8,6 +8,7 @@ the host is told (notifications/tools/list_changed on the handshake era, the sub
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -38,8 +39,10 @@ from dpg_mcp.server.caller import (
 from dpg_mcp.server.calls import tool_for
 from dpg_mcp.server.prompts import load_prompts, prompt_guard, register_prompts
 from dpg_mcp.server.resources import register_resources
+from dpg_mcp.server.uploads import AllowList, fetch_image_url
 from dpg_mcp.server.view import ViewOptions, caller_middleware
 from dpg_mcp.tools import TOOLS
+from dpg_mcp.tools.base import UploadPolicy
 
 SERVER_NAME = "dpg-mcp"
 
@@ -93,6 +96,7 @@ async def build_server(
         capabilities=capabilities_of(me),
         guide=guide,
         guide_origin=origin,
+        uploads=UploadPolicy(fetch_url=functools.partial(fetch_image_url, allow=AllowList())),
     )
     server = assemble(
         FixedCaller(state), instructions=instructions_for(state), log_level=log_level, apps=settings.apps
@@ -137,6 +141,8 @@ def assemble(
         instructions_for=instructions_for if hosted else None,
         private_lists=hosted,
     )
+    # Hosted servers never read their own disk for a caller: the argument is refused, so not published.
+    hidden = {"upload_image": frozenset({"file_path"})} if hosted else {}
     cache_hints: Mapping[Any, CacheHint] | None = None
     if hosted:
         cache_hints = {m: CacheHint(ttl_ms=0, scope="private") for m in ("tools/list", "prompts/list")}
@@ -149,7 +155,7 @@ def assemble(
         version=__version__,
         instructions=instructions,
         website_url="https://www.digitalphotogallery.com",
-        tools=[tool_for(source, spec) for spec in TOOLS],
+        tools=[tool_for(source, spec, unpublished=hidden.get(spec.name, frozenset())) for spec in TOOLS],
         log_level=log_level,
         middleware=middleware,
         extensions=[build_apps()] if apps else None,

@@ -252,7 +252,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="upload_image",
         title="Upload image",
-        description="Add a new photo from a local file or base64 content, "
+        description="Add a new photo from base64 content, an https URL or a local file, "
         "with its caption, keywords and set.",
         scope="api.upload",
         toolset="files",

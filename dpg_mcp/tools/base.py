@@ -60,6 +60,18 @@ class Out(BaseModel):
         return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
 
+FetchUrl = Callable[[str, int], Awaitable[tuple[bytes, str]]]
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """Where upload_image may take a file from. Hosted servers never read their own disk for a caller."""
+
+    local_files: bool = True
+    max_bytes: int = 50 * 1024 * 1024
+    fetch_url: FetchUrl | None = None  # (url, max_bytes) -> (bytes, content type), SSRF-guarded by the server
+
+
 @dataclass
 class ToolContext:
     client: DPGClient
@@ -72,6 +84,7 @@ class ToolContext:
     # The folders upload_image may read a file_path from (the server decides: MCP roots, --upload-root,
     # the pictures folder). None: no local file is read at all.
     upload_roots: Callable[[], Awaitable[Sequence[Path]]] | None = None
+    uploads: UploadPolicy = field(default_factory=UploadPolicy)
 
 
 @dataclass

@@ -7,7 +7,9 @@ import binascii
 import contextlib
 import hashlib
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from pydantic import Field, ValidationError, model_validator
@@ -44,6 +46,7 @@ class UploadImageArgs(Args):
     content_base64: str | None = Field(
         None, max_length=MAX_UPLOAD_BYTES * 4 // 3 + 8, description="Or the file as base64"
     )
+    url: str | None = Field(None, max_length=2048, description="Or an https URL of the file")
     filename: str | None = Field(None, min_length=1, max_length=255, description="Needed with content_base64")
     title: str | None = Field(None, max_length=191)
     description: str | None = Field(None, max_length=5000)
@@ -54,8 +57,9 @@ class UploadImageArgs(Args):
 
     @model_validator(mode="after")
     def _check(self) -> UploadImageArgs:
-        if (self.file_path is None) == (self.content_base64 is None):
-            raise ValueError("give exactly one of file_path or content_base64")
+        given = [self.file_path, self.content_base64, self.url]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of file_path, content_base64 or url")
         if self.content_base64 is not None and not self.filename:
             raise ValueError("filename is needed with content_base64")
         return self
@@ -73,25 +77,41 @@ def _content_type(data: bytes) -> str:
     return mime
 
 
+HOSTED_NO_FILES = (
+    "file_path cannot be used: this dpg-mcp is hosted and never reads files on its own machine. "
+    "Send the file as content_base64 (with filename), or as an https url."
+)
+
+
 async def _read_source(ctx: ToolContext, args: UploadImageArgs) -> tuple[str, bytes]:
-    """(filename, bytes), checked locally before anything is sent. A file_path is read only under the
-    allowed roots (tools.localfiles)."""
+    """(filename, bytes), checked locally before anything is sent. A file_path is read only on stdio, and
+    only under the allowed roots (tools.localfiles); a url only where the server offers a guarded fetch."""
+    policy = ctx.uploads
+    limit = min(policy.max_bytes, MAX_UPLOAD_BYTES)
+    if args.url is not None:
+        if policy.fetch_url is None:
+            raise ToolInputError("url uploads are not available on this server; send content_base64")
+        data, _ = await policy.fetch_url(args.url, limit)
+        name = args.filename or PurePosixPath(urlsplit(args.url).path).name or "upload"
+        return name, data
     if args.file_path is not None:
+        if not policy.local_files:
+            raise ToolInputError(HOSTED_NO_FILES)
         roots = await ctx.upload_roots() if ctx.upload_roots is not None else []
         # In a worker thread: reading up to 50 MB must not stall the other calls of this server.
-        name, data, _ = await anyio.to_thread.run_sync(
-            read_image_file, args.file_path, roots, MAX_UPLOAD_BYTES
-        )
+        name, data, _ = await anyio.to_thread.run_sync(read_image_file, args.file_path, roots, limit)
         return args.filename or name, data
     raw = args.content_base64 or ""
-    if len(raw) > MAX_UPLOAD_BYTES * 4 // 3 + 8:
-        raise ToolInputError(f"content_base64 is over the {MAX_UPLOAD_BYTES // 2**20} MB limit")
+    if len(raw) > limit * 4 // 3 + 8:
+        raise ToolInputError(f"content_base64 is over the {limit / 2**20:g} MB limit")
     try:
         data = base64.b64decode("".join(raw.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ToolInputError("content_base64 is not valid base64") from None
     if not data:
         raise ToolInputError("content_base64 is empty")
+    if len(data) > limit:
+        raise ToolInputError(f"content_base64 is over the {limit / 2**20:g} MB limit")
     return args.filename or "upload", data
 
 

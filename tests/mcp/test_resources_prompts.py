@@ -128,3 +128,23 @@ def test_prompts_name_real_tools_and_their_real_arguments() -> None:
             fields = {f for t in named for f in t.input_model.model_fields}
             for arg in re.findall(r"\b([a-z_]+)=", line):
                 assert not named or arg in fields, (p.name, arg, line)
+
+
+def test_prompts_declare_real_tools_that_their_steps_call() -> None:
+    """`tools` in the front matter decides who sees a prompt: each must be a real tool the body calls."""
+    names = {t.name for t in TOOLS}
+    for p in load_prompts():
+        assert p.tools, p.name
+        assert p.tools <= names, (p.name, p.tools - names)
+        assert all(t in p.body for t in p.tools), p.name
+
+
+async def test_prompts_follow_the_tools_a_token_sees(sb: Sandbox, mode: str) -> None:
+    async with dpg_server(sb, "readonly") as server, connect(server, mode) as client:
+        listed = [p.name for p in (await client.list_prompts()).prompts]
+        with pytest.raises(MCPError, match="Unknown prompt: caption_set"):
+            await client.get_prompt("caption_set", {"set_uuid": "abc"})
+    assert listed == []
+    async with dpg_server(sb, "editor") as server, connect(server, mode) as client:
+        editor = sorted(p.name for p in (await client.list_prompts()).prompts)
+    assert "caption_set" in editor
