@@ -255,7 +255,7 @@ async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found
         text.append(f"{plural(len(out.sets), 'child set')}{more}:")
         text.append(fence(_set_lines(out.sets)))
     if snapshots:
-        text.append("Snapshots (newest first; labelled with the write it preceded; restore_set takes one):")
+        text.append("Snapshots (newest first; a label names the write it preceded; restore_set takes one):")
         text += [n.line() for n in snapshots]
     pictures: list[tuple[bytes, str]] = []
     if args.contact_sheet and images:
