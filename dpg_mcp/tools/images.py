@@ -501,7 +501,7 @@ async def caption_image(ctx: ToolContext, args: CaptionImageArgs) -> ToolResult:
 
 class DeleteImageArgs(Args):
     image_uuids: ImageIds50
-    confirm: bool = Field(False, description="true once the user agreed")
+    confirm: bool = Field(False, description="true once the user agreed, when the host cannot ask")
 
 
 async def delete_image(ctx: ToolContext, args: DeleteImageArgs) -> ToolResult:

@@ -534,7 +534,7 @@ class PublishSetArgs(Args):
     set_uuid: Id
     hidden: StrictBool = Field(description="true hides; false shows now and ends any embargo")
     activation_time: IsoZoned | None = Field(
-        None, description="With hidden=true: release then, ISO 8601 with zone"
+        None, description="With hidden=true: release then, e.g. 2026-12-01T09:00:00Z"
     )
     image_uuids: ImageIds500 | None = Field(None, description="Omit for every image in the set")
 
@@ -640,7 +640,7 @@ async def publish_set(ctx: ToolContext, args: PublishSetArgs) -> ToolResult:
 class RestoreSetArgs(Args):
     set_uuid: Id
     snapshot_uuid: Id = Field(description="From browse_sets with set_uuid")
-    confirm: bool = Field(False, description="true once the user agreed")
+    confirm: bool = Field(False, description="true once the user agreed, when the host cannot ask")
 
 
 async def restore_set(ctx: ToolContext, args: RestoreSetArgs) -> ToolResult:
