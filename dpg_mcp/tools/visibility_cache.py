@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from dpg_mcp.dpg.client import DPGClient
-from dpg_mcp.dpg.models import SetNode
+from dpg_mcp.dpg.models import SetImage, SetNode
 from dpg_mcp.tools.render import stamp
 
 MAX_SETS_READ = 10  # sets whose lists are read to mark one page of results
@@ -37,6 +37,10 @@ def _walk(nodes: Sequence[SetNode]) -> list[SetNode]:
         out.append(n)
         out += _walk(n.children)
     return out
+
+
+def _hidden_of(images: Iterable[SetImage]) -> dict[str, str | None]:
+    return {i.public_uuid: stamp(i.activation_time) for i in images if i.hidden}
 
 
 def _hides_something(node: SetNode) -> bool:
@@ -126,6 +130,15 @@ class VisibilityCache:
         if None in entry.etags:
             self._sets.pop(sid, None)  # nothing to revalidate with: read again
             return
+        if len(entry.etags) == 1:  # the common case: one page, and a changed one is its own new reading
+            got, etag = await client.set_images_if_changed(sid, SET_PAGE, 0, entry.etags[0])
+            if got is None:
+                entry.checked = checked
+            elif got.has_more:
+                self._sets.pop(sid, None)  # it grew past a page: read whole below
+            else:
+                self._sets[sid] = _SetList([etag], _hidden_of(got.items), checked)
+            return
         unchanged = [True]
 
         async def page(i: int, etag: str | None) -> None:
@@ -139,7 +152,7 @@ class VisibilityCache:
         if unchanged[0]:
             entry.checked = checked
         else:
-            self._sets.pop(sid, None)  # changed: read whole below (rarely; a write or a release did it)
+            self._sets.pop(sid, None)  # changed: read whole below
 
     async def _read_set(self, client: DPGClient, sid: str) -> None:
         checked = self._stamp(client)
@@ -150,9 +163,7 @@ class VisibilityCache:
             page, etag = await client.set_images_if_changed(sid, SET_PAGE, offset, None)
             assert page is not None  # no If-None-Match was sent
             etags.append(etag if offset == len(etags) * SET_PAGE else None)
-            for img in page.items:
-                if img.hidden:
-                    hidden[img.public_uuid] = stamp(img.activation_time)
+            hidden.update(_hidden_of(page.items))
             if not page.has_more or page.next_offset is None or not page.items:
                 break
             offset = page.next_offset

@@ -101,12 +101,16 @@ async def test_a_repeat_search_sends_no_set_reads_and_later_only_304s(
 async def test_marks_follow_our_own_publish_at_once(
     sandbox: Sandbox, recorded: tuple[ToolContext, Recording]
 ) -> None:
-    ctx, _ = recorded
+    ctx, rec = recorded
     sid, uuid, query = _hidden_photo(sandbox)
     assert await _mark(ctx, query, uuid) is True
     r = await call(ctx, "publish_set", set_uuid=sid, hidden=False, image_uuids=[uuid])
     assert "error" not in dump(r.structured), r.text
+    rec.seen.clear()
     assert await _mark(ctx, query, uuid) is None  # no clock moved: our write alone made it look again
+    # The changed set's list is read once (its revalidation answer is the new reading); the rest are 304s.
+    assert [st for p, st in rec.seen if p == f"/v1/sets/{sid}/images"] == [200]
+    assert all(st == 304 for p, st in rec.seen if p not in (f"/v1/sets/{sid}/images", "/v1/sets/tree"))
     await call(ctx, "publish_set", set_uuid=sid, hidden=True, image_uuids=[uuid])
     assert await _mark(ctx, query, uuid) is True
 
