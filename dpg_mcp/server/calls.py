@@ -101,6 +101,7 @@ async def call_tool(
         confirm=_patient(confirm_fn(ctx), scope, budget),
         upload_roots=upload_roots_fn(state, ctx),
         uploads=state.uploads,
+        visibility=state.visibility,
     )
     # Every call ends within its budget: each request to DPG is cut at the call's deadline and no retry
     # starts that would pass it (dpg.retry); the scope is the backstop for anything else that hangs.

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.operations import ProgressFn, WriteRunner
+from dpg_mcp.tools.visibility_cache import VisibilityCache
 
 TOOLSETS: tuple[str, ...] = ("images", "metadata", "sets", "files", "account")
 
@@ -85,6 +86,8 @@ class ToolContext:
     # the pictures folder). None: no local file is read at all.
     upload_roots: Callable[[], Awaitable[Sequence[Path]]] | None = None
     uploads: UploadPolicy = field(default_factory=UploadPolicy)
+    # The principal's kept set visibility (the server passes its caller's; one made here lives with this ctx).
+    visibility: VisibilityCache = field(default_factory=VisibilityCache)
 
 
 @dataclass
