@@ -12,8 +12,9 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ import anyio
 
 from dpg_mcp import __version__
 from dpg_mcp.config import ConfigError, Settings, load_settings
+from dpg_mcp.dpg.errors import redacted_logs
 
 log = logging.getLogger("dpg_mcp")
 
@@ -40,6 +42,20 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         help="run against the embedded DPG sandbox, served on a free 127.0.0.1 port (no token needed)",
     )
     parser.add_argument(
+        "--sandbox-port",
+        type=int,
+        default=d(None),
+        metavar="PORT",
+        help="with --sandbox: serve it on this 127.0.0.1 port, so its links stay the same between runs",
+    )
+    parser.add_argument(
+        "--sandbox-state",
+        default=d(None),
+        metavar="DIR",
+        help="with --sandbox: keep its gallery in DIR between runs (without it, the sandbox resets when it "
+        "stops)",
+    )
+    parser.add_argument(
         "--api-url", default=d(None), help="DPG API base URL (default: $DPG_API_URL or the public API)"
     )
     parser.add_argument("--read-only", action="store_true", default=d(None), help="expose read tools only")
@@ -53,6 +69,20 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         type=float,
         default=d(None),
         help="how long a write waits for DPG before returning a handle",
+    )
+    parser.add_argument(
+        "--allow-http",
+        action="store_true",
+        default=d(False),
+        help="allow a plain http DPG_API_URL on a host other than loopback (the token then travels in clear)",
+    )
+    parser.add_argument(
+        "--upload-root",
+        action="append",
+        metavar="DIR",
+        default=d(None),
+        help="a folder upload_image may read files from (repeatable); used when the host offers no MCP roots."
+        " Default: your pictures folder",
     )
     parser.add_argument(
         "--ledger",
@@ -169,6 +199,10 @@ def hosting_options(args: argparse.Namespace) -> Any:
             raise ConfigError(
                 f"--public-url must be an http(s) URL like https://mcp.example.com, got {args.public_url!r}"
             )
+    if getattr(args, "sandbox_port", None):
+        raise ConfigError(
+            "--sandbox-port is for stdio: serving HTTP, the sandbox is mounted at /sandbox on --port"
+        )
     if args.replica_id and not re.fullmatch(r"[a-z0-9-]{1,16}", args.replica_id):
         raise ConfigError("--replica-id must be 1-16 lowercase letters, digits or dashes")
     if not 0 < args.upload_max_mb <= 50:
@@ -206,6 +240,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_url=args.api_url,
         wait_budget_s=args.wait_seconds,
         sandbox=args.sandbox,
+        allow_http=args.allow_http,
+        upload_roots=args.upload_root,
+        sandbox_port=args.sandbox_port,
+        sandbox_state=args.sandbox_state,
     )
 
 
@@ -220,8 +258,27 @@ async def open_client(settings: Settings) -> AsyncIterator[Any]:
         if settings.sandbox:
             from dpg_mcp.sandbox import Sandbox, SandboxConfig, serve_in_thread
 
-            api_url = stack.enter_context(serve_in_thread(Sandbox(SandboxConfig())))
+            sb = Sandbox(SandboxConfig())
+            if settings.sandbox_state:
+                from dpg_mcp.sandbox.persist import load_into, save
+
+                state_dir = settings.sandbox_state
+                kept = load_into(sb, state_dir)
+                print(
+                    f"dpg-mcp: sandbox gallery {'read from' if kept else 'will be kept in'} {state_dir}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                _STOP_HOOKS.append(lambda: save(sb, state_dir))
+                stack.callback(_run_stop_hooks)
+            port = settings.sandbox_port or 0
+            try:
+                api_url = stack.enter_context(serve_in_thread(sb, port=port))
+            except OSError as exc:
+                raise ConfigError(f"cannot serve the sandbox on 127.0.0.1:{port} ({exc.strerror})") from None
         client = await stack.enter_async_context(DPGClient(base_url=api_url, token=settings.secret()))
+        # Whatever a log line quotes (a URL, DPG's words), it goes to stderr without the live secrets.
+        stack.enter_context(redacted_logs(client.redactor))
         yield client
 
 
@@ -253,9 +310,44 @@ async def _serve(settings: Settings, ledger_spec: str | None = None) -> None:
             flush=True,
         )
         try:
-            await server.run_stdio_async()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_stop_on_signal, ledger)
+                await server.run_stdio_async()
+                tg.cancel_scope.cancel()  # input ended: stop watching for signals
         finally:
             await ledger.aclose()
+
+
+# Run when the server stops, however it stops (end of input, Ctrl-C, SIGTERM): e.g. keep the sandbox state.
+_STOP_HOOKS: list[Callable[[], object]] = []
+
+
+def _run_stop_hooks() -> None:
+    while _STOP_HOOKS:
+        hook = _STOP_HOOKS.pop()
+        try:
+            hook()
+        except Exception as exc:  # a failed hook must not keep the process alive
+            print(f"dpg-mcp: while stopping: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+async def _stop_on_signal(ledger: Any) -> None:
+    """Ctrl-C (or SIGTERM) stops the stdio server at once.
+
+    The stdio transport reads stdin in a worker thread that no cancellation can interrupt, so waiting for it
+    would hang until the next line or end of input. Instead: run the stop hooks, close the ledger (bounded),
+    and leave the process.
+    """
+    if sys.platform == "win32":  # no signal receiver there: KeyboardInterrupt ends the run as before
+        return
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            print("dpg-mcp: stopped.", file=sys.stderr, flush=True)
+            _run_stop_hooks()
+            with anyio.move_on_after(1):
+                await ledger.aclose()
+            sys.stderr.flush()
+            os._exit(130 if signum == signal.SIGINT else 143)
 
 
 async def _check(settings: Settings, as_json: bool) -> None:
@@ -359,11 +451,15 @@ async def _connect_redis(url: str) -> Any:
     return client
 
 
+# Libraries whose own lines stay at WARNING even at -vv (httpx2 would log every URL, signed ones included).
+NOISY_LOGGERS = ("httpx2", "httpcore2", "mcp")
+
+
 def _configure_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     # Set up before MCPServer does (its basicConfig is then a no-op): plain lines on stderr, never stdout.
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx2", "httpcore2", "mcp"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # Hosted: one JSON line per request on stderr, always (principal hash, tool, status, duration).
     access = logging.getLogger("dpg_mcp.access")

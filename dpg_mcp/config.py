@@ -6,12 +6,21 @@ Every problem becomes a ConfigError whose text is one line a person can act on.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_API_URL = "https://api.digitalphotogallery.com"
 SANDBOX_API_URL = "http://sandbox.dpg.local"
@@ -39,6 +48,11 @@ class Settings(BaseModel):
     toolsets: frozenset[str] | None = None  # None = every toolset
     wait_budget_s: float = Field(default=DEFAULT_WAIT_BUDGET_S, gt=0, le=600)
     sandbox: bool = False
+    allow_http: bool = False  # plain http to a host other than loopback (--allow-http)
+    # Folders upload_image may read on stdio when the host offers no MCP roots (--upload-root, repeatable).
+    upload_roots: tuple[str, ...] = ()
+    sandbox_port: int | None = Field(default=None, ge=1, le=65535)  # None: a free port
+    sandbox_state: str | None = None  # a directory that keeps the sandbox's gallery between runs
 
     @field_validator("api_url")
     @classmethod
@@ -50,6 +64,19 @@ class Settings(BaseModel):
         if parts.query or parts.fragment:
             raise ValueError(f"DPG_API_URL must not carry a query or fragment, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _https(self) -> Settings:
+        # The token travels with every call: in clear only to this machine, or when the user says so.
+        parts = urlsplit(self.api_url)
+        # SANDBOX_API_URL names the in-process sandbox (its client gets an in-process transport).
+        in_process = self.sandbox or self.api_url == SANDBOX_API_URL
+        if parts.scheme == "http" and not (in_process or self.allow_http or _loopback(parts.hostname)):
+            raise ValueError(
+                f"DPG_API_URL must use https (the token travels with every call), got {self.api_url!r}; "
+                "plain http is only for 127.0.0.1/localhost, or with --allow-http"
+            )
+        return self
 
     @field_validator("toolsets")
     @classmethod
@@ -65,13 +92,20 @@ class Settings(BaseModel):
         return value
 
     def secret(self) -> str:
-        """The token itself, for the HTTP client only. Raises ConfigError when there is none."""
+        """The token itself, for the HTTP client only. Raises ConfigError when there is none, or when it
+        could not go in an HTTP header as it is (not printable ASCII, or whitespace inside)."""
         if self.token is None or not self.token.get_secret_value().strip():
             raise ConfigError(
                 "no DPG token: set DPG_TOKEN to a service token from DPG Settings → API "
                 "(or run with --sandbox to try the built-in sandbox)"
             )
-        return self.token.get_secret_value().strip()
+        token = self.token.get_secret_value().strip()
+        if not all("!" <= ch <= "~" for ch in token):
+            raise ConfigError(
+                "DPG_TOKEN holds a space, line break or non-ASCII character; a DPG token is printable "
+                "ASCII only: copy it again from DPG Settings → API"
+            )
+        return token
 
 
 def parse_toolsets(raw: str | Collection[str] | None) -> frozenset[str] | None:
@@ -80,6 +114,17 @@ def parse_toolsets(raw: str | Collection[str] | None) -> frozenset[str] | None:
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     names = frozenset(item.strip() for item in items if item.strip())
     return names
+
+
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _truthy(value: str | None) -> bool:
@@ -94,13 +139,25 @@ def load_settings(
     api_url: str | None = None,
     wait_budget_s: float | None = None,
     sandbox: bool = False,
+    allow_http: bool = False,
+    upload_roots: Sequence[str] | None = None,
+    sandbox_port: int | None = None,
+    sandbox_state: str | None = None,
 ) -> Settings:
     """Flags win over the environment.
 
     Env: DPG_TOKEN, DPG_API_URL, DPG_READ_ONLY, DPG_TOOLSETS, DPG_WAIT_SECONDS.
     """
     env = os.environ if env is None else env
-    values: dict[str, Any] = {"sandbox": sandbox}
+    values: dict[str, Any] = {
+        "sandbox": sandbox,
+        "allow_http": allow_http,
+        "upload_roots": tuple(upload_roots or ()),
+        "sandbox_port": sandbox_port,
+        "sandbox_state": sandbox_state,
+    }
+    if (sandbox_port is not None or sandbox_state) and not sandbox:
+        raise ConfigError("--sandbox-port and --sandbox-state go with --sandbox")
     token = env.get("DPG_TOKEN")
     if token:
         values["token"] = SecretStr(token)
@@ -134,5 +191,5 @@ def _one_line(exc: ValidationError) -> str:
     for err in exc.errors(include_input=False, include_url=False):
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(msg if loc in ("api_url", "toolsets") else f"{loc}: {msg}")
+        parts.append(msg if loc in ("api_url", "toolsets", "") else f"{loc}: {msg}")
     return "; ".join(parts)

@@ -2,7 +2,9 @@
 
 - Bearer auth is sent only to the API's own /v1 paths: never to media/CDN, download or upload-processor URLs.
 - Reads retry connection errors, timeouts and 5xx with capped exponential backoff + jitter (bounded attempts);
-  a 429 waits its Retry-After (each wait capped, number of waits bounded) and tries again.
+  a 429 waits its Retry-After (each wait capped, number of waits bounded) and tries again: one policy,
+  dpg.retry. Every attempt, read or write, is also cut at the tool call's deadline (dpg.retry.call_deadline),
+  and no retry starts whose wait would pass it.
 - Writes go out ONCE per `send_write` call: retrying with the same Idempotency-Key is the write runner's job
   (dpg_mcp.dpg.operations), which owns the time budget.
 - The token lives in one private attribute. It is never logged, never put in an exception text and never in a
@@ -26,7 +28,7 @@ import httpx2
 from pydantic import BaseModel, ValidationError
 
 from dpg_mcp import __version__
-from dpg_mcp.dpg.errors import DPGError, TransportFailure
+from dpg_mcp.dpg.errors import DPGError, Redactor, TransportFailure
 from dpg_mcp.dpg.models import (
     Archive,
     Facets,
@@ -44,6 +46,7 @@ from dpg_mcp.dpg.models import (
     Version,
     page_of,
 )
+from dpg_mcp.dpg.retry import RetryPolicy, attempt_limit, out_of_time, with_retries
 from dpg_mcp.ledger.canonical import canonical_bytes
 
 DEFAULT_BASE_URL = "https://api.digitalphotogallery.com"
@@ -108,15 +111,20 @@ class DPGClient:
     ) -> None:
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
-        self.max_attempts = max(1, max_attempts)
-        self.max_rate_limit_waits = max(0, max_rate_limit_waits)
-        self.max_retry_after = max_retry_after
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        # One policy for every read and poll (dpg.retry); writes are sent once here, resent by the runner.
+        self.policy = RetryPolicy(
+            max_attempts=max(1, max_attempts),
+            max_rate_limit_waits=max(0, max_rate_limit_waits),
+            max_retry_after=max_retry_after,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+        )
         self.upload_timeout = upload_timeout
         # A token read from a file or env often ends in a newline; sent as is, it would be an illegal header
         # whose error text (from the HTTP layer) quotes the header value.
         self._token = token.strip()
+        # Every DPG text this client turns into an error passes it; the tools' one way out uses it too.
+        self.redactor = Redactor(self._token)
         self._sleep: SleepFn = sleep or anyio.sleep
         self._rng = rng or random.Random()
         self._http = httpx2.AsyncClient(
@@ -263,10 +271,13 @@ class DPGClient:
         One attempt only: a ticket is single-use, so a blind retry could only meet "ticket_used".
         """
         files = {ticket.file_field or "file": (filename, data, content_type)}
+        limit = attempt_limit(self.upload_timeout, "upload")
         try:
-            with anyio.fail_after(self.upload_timeout):
+            with anyio.fail_after(limit):
                 resp = await self._http.post(ticket.upload_url, data=dict(ticket.fields), files=files)
         except TimeoutError:
+            if limit < self.upload_timeout:
+                raise out_of_time("upload") from None
             raise TransportFailure(f"upload: no answer within {self.upload_timeout:g}s") from None
         except (httpx2.TransportError, httpx2.DecodingError) as exc:
             raise TransportFailure(f"upload: {_describe(exc)}") from exc
@@ -287,8 +298,9 @@ class DPGClient:
         where = _loggable(target)
 
         async def once() -> tuple[bytes, str]:
+            limit = attempt_limit(self.timeout, f"GET {where}")
             try:
-                with anyio.fail_after(self.timeout):
+                with anyio.fail_after(limit):
                     async with self._http.stream("GET", target, follow_redirects=True) as resp:
                         if not resp.is_success:
                             await resp.aread()
@@ -304,7 +316,9 @@ class DPGClient:
                         ctype = resp.headers.get("content-type", "application/octet-stream")
                         return bytes(buf), ctype.split(";")[0].strip()
             except TimeoutError:
-                raise httpx2.ReadTimeout(f"no answer within {self.timeout:g}s") from None
+                if limit < self.timeout:  # cut at the call's deadline: final, not worth a retry
+                    raise out_of_time(f"GET {where}") from None
+                raise httpx2.ReadTimeout(f"no answer within {limit:g}s") from None
             except httpx2.DecodingError as exc:
                 raise httpx2.ReadError(f"undecodable response ({type(exc).__name__})") from exc
             except httpx2.TooManyRedirects:
@@ -326,7 +340,9 @@ class DPGClient:
         attempt_timeout: float | None = None,
     ) -> httpx2.Response:
         """One HTTP exchange, body read, bounded by a per-attempt timeout (also for in-process transports)."""
-        limit = attempt_timeout if attempt_timeout is not None else self.timeout
+        # Each attempt is cut at the tool call's deadline too (dpg.retry.call_deadline).
+        own = attempt_timeout if attempt_timeout is not None else self.timeout
+        limit = attempt_limit(own, f"{method} {path}")
         all_headers = dict(headers or {})
         if auth:
             all_headers["Authorization"] = f"Bearer {self._token}"
@@ -338,6 +354,8 @@ class DPGClient:
                 )
         except TimeoutError:
             log.info("%s %s: no answer within %.1fs", method, path, limit)
+            if limit < own:  # cut at the call's deadline: final, not worth a retry
+                raise out_of_time(f"{method} {path}") from None
             raise httpx2.ReadTimeout(f"no answer within {limit:g}s") from None
         except httpx2.DecodingError as exc:
             # A garbled body (bad gzip from a proxy) is a broken exchange like a reset: retried (same key).
@@ -370,40 +388,7 @@ class DPGClient:
         return await self._with_retries(f"GET {path}", once)
 
     async def _with_retries(self, label: str, once: Callable[[], Awaitable[R]]) -> R:
-        failures = 0  # transport errors + 5xx
-        waits = 0  # 429s
-        while True:
-            try:
-                return await once()
-            except httpx2.TransportError as exc:
-                failures += 1
-                if failures >= self.max_attempts:
-                    raise TransportFailure(
-                        f"{label}: {_describe(exc)} (gave up after {failures} attempts)"
-                    ) from exc
-                delay = self._backoff(failures)
-                log.info("%s: %s; retry %d in %.2fs", label, type(exc).__name__, failures, delay)
-            except DPGError as err:
-                if err.status == 429:
-                    waits += 1
-                    delay = err.retry_after if err.retry_after is not None else 1.0
-                    if waits > self.max_rate_limit_waits or delay > self.max_retry_after:
-                        raise
-                    log.info("%s: rate limited; waiting %.2fs (Retry-After)", label, delay)
-                elif err.retryable:  # 5xx, 408
-                    failures += 1
-                    if failures >= self.max_attempts:
-                        raise
-                    delay = self._backoff(failures)
-                    log.info("%s: HTTP %d; retry %d in %.2fs", label, err.status, failures, delay)
-                else:
-                    raise
-            await self._sleep(delay)
-
-    def _backoff(self, failures: int) -> float:
-        # Capped exponential with "equal jitter": half fixed, half random, so retries spread out.
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** (failures - 1)))
-        return float(ceiling / 2 + self._rng.random() * ceiling / 2)
+        return await with_retries(label, once, self.policy, sleep=self._sleep, rng=self._rng)
 
     async def _get_json(self, path: str, *, params: Mapping[str, str] | None = None) -> Any:
         return _json(await self._get(path, params=params))
@@ -434,7 +419,7 @@ class DPGClient:
 
     def _error(self, resp: httpx2.Response) -> DPGError:
         headers = {k.lower(): v for k, v in resp.headers.items()}
-        return DPGError.from_http(resp.status_code, resp.content, headers, secret=self._token or None)
+        return DPGError.from_http(resp.status_code, resp.content, headers, redact=self.redactor)
 
 
 # ---- pure helpers ----------------------------------------------------------------------------------------

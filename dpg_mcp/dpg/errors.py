@@ -10,8 +10,11 @@ Texts here never carry the token: the client scrubs anything it puts in (see `sc
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -103,29 +106,34 @@ class DPGError(Exception):
         headers: dict[str, str] | None = None,
         *,
         secret: str | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> DPGError:
-        """Build from a status, raw body and (lower-cased) headers. `secret` is scrubbed from all texts."""
+        """Build from a status, raw body and (lower-cased) headers.
+
+        `redact` (or a Redactor of `secret`) removes the live secrets from every text.
+        """
         headers = headers or {}
+        out: Callable[[str], str] = redact or Redactor(secret)
         request_id = headers.get("x-request-id")
         retry_after = parse_retry_after(headers.get("retry-after"))
-        request_id = _opt(_clean(request_id, secret, 200))
+        request_id = _opt(_clean(request_id, out, 200))
         env = _envelope(body)
         if env is not None:
             # Every text field is scrubbed: a server (or proxy) may echo request data into any of them.
             return cls(
                 status,
-                _clean(env.get("code"), secret, 100) or _DEFAULT_CODES.get(status, _fallback_code(status)),
-                _clean(env.get("message"), secret, _MAX_TEXT * 2) or _reason(status),
-                detail=_opt(_clean(env.get("detail"), secret, _MAX_TEXT * 2)),
-                field=_opt(_clean(env.get("field"), secret, 200)),
-                request_id=_opt(_clean(env.get("request_id"), secret, 200)) or request_id,
+                _clean(env.get("code"), out, 100) or _DEFAULT_CODES.get(status, _fallback_code(status)),
+                _clean(env.get("message"), out, _MAX_TEXT * 2) or _reason(status),
+                detail=_opt(_clean(env.get("detail"), out, _MAX_TEXT * 2)),
+                field=_opt(_clean(env.get("field"), out, 200)),
+                request_id=_opt(_clean(env.get("request_id"), out, 200)) or request_id,
                 retry_after=retry_after,
             )
         text = body.decode("utf-8", "replace")
         if _HTML.search(text):
             text = _TAG.sub(" ", _HTML_DROP.sub(" ", text))
         # Scrub BEFORE cutting: a token that straddles the cut would otherwise leave a prefix behind.
-        text = _clean(text, secret, _MAX_TEXT)
+        text = _clean(text, out, _MAX_TEXT)
         message = f"HTTP {status} {_reason(status)}" + (f": {text}" if text else "")
         return cls(
             status,
@@ -150,33 +158,129 @@ class TransportFailure(DPGError):
         return True
 
 
-# Anything that looks like a credential, whoever's it is: bearer values and DPG service-token shapes.
+# Anything that looks like a credential, whoever's it is: bearer values and DPG token shapes (service tokens,
+# and the user, refresh and MFA tokens of the sign-in flow). The live secrets themselves are removed by value,
+# whatever their shape (see Redactor): these patterns only catch credentials we were never told about.
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
-_TOKEN_SHAPE = re.compile(r"dpg_api_\w+")
+_TOKEN_SHAPE = re.compile(r"dpg_(?:api|user|refresh|mfa)_[\w-]+")
 _HTML = re.compile(r"(?is)<\s*(html|body|head|title|h1|p|div)\b")
 _HTML_DROP = re.compile(r"(?is)<(script|style)\b.*?</\1\s*>")
 _TAG = re.compile(r"(?s)<[^>]*>")
+# A run of this many characters of a secret (or half of it, if longer) is removed too: an echo cut short
+# still leaks most of it. Shorter runs are left: a token's public prefix ("dpg_api_live_") is no secret.
+_FRAGMENT = 16
+REDACTED = "[redacted]"
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a secret can be written back in a text: as is, URL-quoted, JSON-escaped."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
+    return {f for f in forms if f}
+
+
+def _cut_fragments(text: str, secret: str) -> str:
+    """Remove any long run of consecutive characters of `secret` (a truncated echo)."""
+    run = max(_FRAGMENT, len(secret) // 2)
+    if len(secret) < run or len(text) < run:
+        return text
+    i = 0
+    while i <= len(secret) - run:
+        piece = secret[i : i + run]
+        at = text.find(piece)
+        if at < 0:
+            i += 1
+            continue
+        # grow the match both ways while it still follows the secret
+        start, end, s_start, s_end = at, at + run, i, i + run
+        while start > 0 and s_start > 0 and text[start - 1] == secret[s_start - 1]:
+            start, s_start = start - 1, s_start - 1
+        while end < len(text) and s_end < len(secret) and text[end] == secret[s_end]:
+            end, s_end = end + 1, s_end + 1
+        text = text[:start] + REDACTED + text[end:]
+    return text
+
+
+class Redactor:
+    """The live secrets of one principal (its DPG token, and any user access or refresh token the server
+    holds for it), removed by value from any text, whatever their shape.
+
+    Callable: `redactor(text) -> text`. Never shows its secrets (repr, str).
+    """
+
+    def __init__(self, *secrets: str | None) -> None:
+        self._secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        """Also remove this secret from now on (e.g. a refreshed access token)."""
+        secret = (secret or "").strip()
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+            # longest first, so a secret that contains another is removed whole
+            self._secrets.sort(key=len, reverse=True)
+
+    def __repr__(self) -> str:
+        return f"Redactor(<{len(self._secrets)} secret(s)>)"
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            return text
+        for secret in self._secrets:
+            for form in sorted(_forms(secret), key=len, reverse=True):
+                text = text.replace(form, REDACTED)
+            text = _cut_fragments(text, secret)
+        return text
+
+
+def _shapes(text: str) -> str:
+    """Credentials by their look, for DPG's error texts (not for the guide, which documents them)."""
+    text = _BEARER.sub(r"\1 " + REDACTED, text)
+    return _TOKEN_SHAPE.sub(REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """A log handler filter: each record's text leaves without the live secrets."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = self._redact(text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+@contextmanager
+def redacted_logs(redact: Callable[[str], str]) -> Iterator[None]:
+    """While open, every handler of the root logger passes records through a RedactingFilter."""
+    handlers = list(logging.getLogger().handlers)
+    filt = RedactingFilter(redact)
+    for handler in handlers:
+        handler.addFilter(filt)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(filt)
 
 
 def scrub(text: str, secret: str | None) -> str:
     """Remove a secret (the token) from a text that may echo request data.
 
-    Also removes its URL-quoted form, any "Bearer <value>" and anything shaped like a DPG token.
+    Also removes its URL-quoted and JSON-escaped forms, any long run of its characters, any
+    "Bearer <value>" and anything shaped like a DPG token.
     """
-    if not text:
-        return text
-    if secret:
-        for form in {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}:
-            if form:
-                text = text.replace(form, "[redacted]")
-    text = _BEARER.sub(r"\1 [redacted]", text)
-    return _TOKEN_SHAPE.sub("[redacted]", text)
+    return _shapes(Redactor(secret)(text))
 
 
-def _clean(value: Any, secret: str | None, limit: int) -> str:
+def _clean(value: Any, redact: Callable[[str], str], limit: int) -> str:
     """One text for an error: stringified, whitespace-collapsed, scrubbed, then cut to `limit`."""
     text = " ".join(_str(value).split())
-    text = scrub(text, secret)
+    text = _shapes(redact(text))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -59,6 +59,12 @@ SERVICE_TOKENS: dict[str, tuple[str, list[str], dict[str, str], bool]] = {
         ACCOUNT,
         True,
     ),
+    "dpg_api_live_sandbox_captioner": (
+        "Sandbox captioner (no metadata)",
+        ["api.images.read", "api.images.write", "api.keywords.write"],
+        ACCOUNT,
+        True,
+    ),
     "dpg_api_live_sandbox_disabled": ("Sandbox (API switched off)", ALL_SCOPES, DISABLED_ACCOUNT, False),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 
 from .config import Faults, SandboxConfig
 
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     print(
         f"DPG sandbox (Riverside Sound Festival, {config.images} images, seed {config.seed}) on http://{args.host}:{args.port}"
-        f"  — tokens: dpg_api_live_sandbox_admin|editor|readonly|uploader|disabled. Ctrl-C stops.",
+        f"  — tokens: dpg_api_live_sandbox_admin|editor|readonly|uploader|captioner|disabled. Ctrl-C stops.",
+        file=sys.stderr,  # stdout stays clean for whatever pipes it
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from .auth import Auth, Principal
 from .config import SandboxConfig
 from .http import ApiError, canonical, error_response, json_reply, parse_json_body, read_body, validation
-from .images_png import render_png, served_size
+from .images_png import render_photo, served_size
 from .seed import build_store
 from .store import ArchiveRec, IdemRecord, ImageRec, OperationRec, Store, iso
 from .views import archive_json, operation_status, oriented
@@ -71,7 +71,7 @@ def image_bytes(im: ImageRec, version: str) -> tuple[bytes, str]:
         return im.upload, im.upload_mime or "application/octet-stream"
     w, h = (im.width, im.height) if version == "original" else oriented(im)
     sw, sh = served_size(w, h, version)
-    return render_png(f"{im.public_uuid}:{im.rotation}", sw, sh), "image/png"
+    return render_photo(f"{im.public_uuid}:{im.rotation}", sw, sh, im.look), "image/jpeg"
 
 
 class Engine:

@@ -151,7 +151,7 @@ def routes(eng: Engine) -> list[BaseRoute]:
         Route("/processor/upload", processor, methods=["POST"]),
         Route("/downloads/{image_uuid}/{version}", download, methods=["GET"]),
         Route("/archives/{archive_uuid}.zip", archive_zip, methods=["GET"]),
-        Route("/media/{image_uuid}/{version}.png", media, methods=["GET"]),
+        Route("/media/{image_uuid}/{version}.jpg", media, methods=["GET"]),
     ]
 
 

@@ -276,4 +276,74 @@ def build_store(seed: int, images: int = 300) -> Store:
     for rec in store.sets.values():
         if rec.images:
             rec.lead_image_public_uuid = rec.images[0]
+    add_gallery_mess(store)
     return store
+
+
+# ------------------------------------------------------------------------------------------- the mess
+# What real galleries carry and the agent workflows have to deal with. Each part is its own function, run on
+# the default seed after everything else; none changes how many images or sets there are.
+
+STAGE_VARIANTS = ("main-stage", "Mainstage")  # spellings of "stage:Main Stage" someone typed by hand
+
+
+def add_gallery_mess(store: Store) -> None:
+    plant_keyword_variants(store)
+    plant_near_duplicates(store)
+    plant_unreleased(store)
+
+
+def _stage_set(store: Store, day: str, stage: str) -> SetRec | None:
+    day_set = next((s for s in store.sets.values() if s.name == day and s.parent_public_uuid), None)
+    if day_set is None:
+        return None
+    return next(
+        (store.sets[c] for c in store.children.get(day_set.public_uuid, []) if store.sets[c].name == stage),
+        None,
+    )
+
+
+def plant_keyword_variants(store: Store) -> None:
+    """Every third Main Stage photo carries a hand-typed variant of its stage keyword instead."""
+    main = sorted(
+        (im for im in store.images.values() if ("stage", "Main Stage") in im.keywords),
+        key=lambda im: im.filename,
+    )
+    for n, im in enumerate(main):
+        if n % 3 == 1:
+            variant = STAGE_VARIANTS[(n // 3) % 2]
+            im.keywords = [("stage", variant) if k == ("stage", "Main Stage") else k for k in im.keywords]
+
+
+def plant_near_duplicates(store: Store) -> None:
+    """Burst frames: in each River Stage set, a few photos are the shot just before them, a second later."""
+    for day, _abbr, _date in DAYS:
+        rec = _stage_set(store, day, "River Stage")
+        if rec is None:
+            continue
+        for first, second in ((2, 3), (9, 10), (20, 21)):
+            if second >= len(rec.images):
+                continue
+            a, b = store.images[rec.images[first]], store.images[rec.images[second]]
+            b.look = a.public_uuid
+            b.title = a.title
+            b.alt_text = ""
+            if a.creation_date:
+                when = datetime.strptime(a.creation_date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                b.creation_date = datetime.fromtimestamp(when.timestamp() + 1, UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                )
+
+
+def plant_unreleased(store: Store) -> None:
+    """In each Main Stage set, the two best photos are hidden with no release time (held back on purpose) and
+    the next one is embargoed until a fixed date: releases and archives must leave or name them."""
+    for day, _abbr, _date in DAYS:
+        rec = _stage_set(store, day, "Main Stage")
+        if rec is None:
+            continue
+        best = sorted(rec.images, key=lambda u: (-store.images[u].rating, store.images[u].filename))
+        for u in best[:2]:
+            rec.hidden[u] = None
+        for u in best[2:3]:
+            rec.hidden[u] = _ts(datetime(2030, 1, 1, 9, 0, tzinfo=UTC))

@@ -55,6 +55,7 @@ class ImageRec:
     upload: bytes | None = None  # original bytes of an uploaded file
     upload_mime: str | None = None
     transaction_uuid: str | None = None  # the upload transaction that made it (uploaded images only)
+    look: str = ""  # near-duplicate shots share a look: their versions show one scene, slightly moved
 
 
 @dataclass

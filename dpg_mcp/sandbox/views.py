@@ -34,9 +34,9 @@ def versions(im: ImageRec, base: str) -> list[dict[str, Any]]:
                 "name": name,
                 "width": sw,
                 "height": sh,
-                "url": f"{base}/media/{im.public_uuid}/{name}.png",
+                "url": f"{base}/media/{im.public_uuid}/{name}.jpg",
                 "access": "public",
-                "content_type": "image/png",
+                "content_type": "image/jpeg",
             }
         )
     return out

@@ -36,7 +36,7 @@ from dpg_mcp.server.caller import (
     read_me,
 )
 from dpg_mcp.server.calls import tool_for
-from dpg_mcp.server.prompts import load_prompts, register_prompts
+from dpg_mcp.server.prompts import load_prompts, prompt_guard, register_prompts
 from dpg_mcp.server.resources import register_resources
 from dpg_mcp.server.uploads import AllowList, fetch_image_url
 from dpg_mcp.server.view import ViewOptions, caller_middleware
@@ -106,13 +106,14 @@ def instructions_for(state: DPGState) -> str:
     """The caller's instructions: its account, its tools, the rules they need, then the guide."""
     name, unique_id, _ = account_of(state.me)
     specs = state.visible_specs()
-    return build_instructions(
+    text = build_instructions(
         account_name=name,
         account_id=unique_id,
         tool_names=[s.name for s in specs],
         guide=state.guide,
         has_writes=any(not s.read_only for s in specs),
     )
+    return state.client.redactor(text)  # DPG's words (account name, guide) leave without the live secrets
 
 
 def assemble(
@@ -148,7 +149,7 @@ def assemble(
         website_url="https://www.digitalphotogallery.com",
         tools=[tool_for(source, spec, unpublished=hidden.get(spec.name, frozenset())) for spec in TOOLS],
         log_level=log_level,
-        middleware=[caller_middleware(source, options)],
+        middleware=[caller_middleware(source, options), prompt_guard(prompts)],
         token_verifier=token_verifier,
         auth=auth,
         cache_hints=cache_hints,

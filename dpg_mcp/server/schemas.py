@@ -4,9 +4,6 @@ tool models in dpg_mcp/tools declare fields; this module decides how they are pu
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Mapping
 from typing import Any, cast
 
 from mcp.types import ToolAnnotations
@@ -80,47 +77,20 @@ def input_schema(model: type[BaseModel]) -> dict[str, Any]:
     for sub in [raw, *(raw.get("$defs") or {}).values()]:
         if isinstance(sub, dict):
             _drop_empty_defaults(sub)
-    schema = cast(dict[str, Any], clean_schema(_tidy(raw), for_output=False))
-    # Unknown arguments are still refused (the model forbids extras, with an error naming the argument);
-    # saying so in every schema costs bytes on every turn.
-    schema.pop("additionalProperties", None)
-    return schema
-
-
-def _json_types(node: Any, defs: Mapping[str, Any]) -> list[str]:
-    """The JSON types a (sub)schema allows, following local $refs and unions; null left out."""
-    if not isinstance(node, dict):
-        return []
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _json_types(defs.get(ref.removeprefix("#/$defs/")), defs)
-    typ = node.get("type")
-    if isinstance(typ, str):
-        return [] if typ == "null" else [typ]
-    if isinstance(typ, list):
-        return [t for t in typ if t != "null"]
-    types: list[str] = []
-    for key in ("anyOf", "oneOf", "allOf"):
-        for sub in node.get(key) or []:
-            types += [t for t in _json_types(sub, defs) if t not in types]
-    return types
+    # additionalProperties: false stays (the model forbids extras): a host can check before calling.
+    return cast(dict[str, Any], clean_schema(_tidy(raw), for_output=False))
 
 
 def output_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A shallow outputSchema: each top-level field with its JSON type, nothing nested.
+    """A shallow outputSchema: the top-level field names, each with the empty (any-value) schema.
 
-    Every tools/list byte is paid on every turn, and nested item shapes repeated across 22 tools cost more
-    than they help: the structured content itself shows them. Shallow is still true (a looser, valid
-    schema), so clients that validate structuredContent keep working. Outputs leave None fields out
-    (tools.base.Out drops them), so Optional[X] is published as a plain, non-required X.
+    Every tools/list byte is paid on every turn. The names tell an agent what comes back; nested shapes and
+    even JSON types, repeated across 22 tools, cost more than they help (the structured content itself shows
+    them), and they paid for the input limits a host checks before calling. Still true (a looser, valid
+    schema), so clients that validate structuredContent keep working. Outputs leave None fields out.
     """
     full = model.model_json_schema(by_alias=True, mode="serialization")
-    defs = full.get("$defs", {})
-    props: dict[str, Any] = {}
-    for name, sub in (full.get("properties") or {}).items():
-        types = _json_types(sub, defs)
-        props[name] = {"type": types[0] if len(types) == 1 else types} if types else {}
-    return {"type": "object", "properties": props}
+    return {"type": "object", "properties": {name: {} for name in full.get("properties") or {}}}
 
 
 def annotations_for(spec: ToolSpec) -> ToolAnnotations:
@@ -131,15 +101,3 @@ def annotations_for(spec: ToolSpec) -> ToolAnnotations:
     return ToolAnnotations(
         destructive_hint=spec.destructive, idempotent_hint=spec.idempotent, open_world_hint=spec.open_world
     )
-
-
-def pre_parse(model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
-    """Some hosts send lists/objects as JSON strings; decode those for non-string fields (as the SDK does)."""
-    out = dict(arguments)
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        value = out.get(key)
-        if isinstance(value, str) and info.annotation not in (str, str | None) and value[:1] in ("[", "{"):
-            with contextlib.suppress(ValueError):
-                out[key] = json.loads(value)
-    return out

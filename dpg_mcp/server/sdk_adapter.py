@@ -39,7 +39,7 @@ def make_tool(
     title: str | None,
     description: str,
     input_schema: dict[str, Any],
-    output_schema: dict[str, Any],
+    output_schema: dict[str, Any] | None,
     annotations: ToolAnnotations,
 ) -> Tool:
     """An SDK Tool that calls `fn(arguments, ctx)` with the raw argument dict and the request Context, and

@@ -12,7 +12,18 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST
 
 from dpg_mcp.server.caller import CallerRefused, CallerSource, DPGState, calling_as
+from dpg_mcp.server.schemas import input_schema
 from dpg_mcp.server.visibility import guard, visible_prompt_names
+from dpg_mcp.tools import input_model_for
+
+
+def caller_schema(tool: dict[str, Any], state: DPGState) -> dict[str, Any]:
+    """A listed tool with the input schema this caller may use (caption_image's alt_text needs a scope)."""
+    spec = state.specs.get(str(tool.get("name")))
+    if spec is None:
+        return tool
+    model = input_model_for(spec, state.capabilities)
+    return tool if model is spec.input_model else {**tool, "inputSchema": input_schema(model)}
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,9 @@ def caller_middleware(source: CallerSource, options: ViewOptions | None = None) 
             result = await call_next(ctx)
         if ctx.method == "tools/list":
             if isinstance(result, dict) and isinstance(result.get("tools"), list):
-                result["tools"] = [t for t in result["tools"] if t.get("name") in state.visible]
+                result["tools"] = [
+                    caller_schema(t, state) for t in result["tools"] if t.get("name") in state.visible
+                ]
             elif result is not None and hasattr(result, "tools"):
                 result.tools = [t for t in result.tools if t.name in state.visible]
         elif ctx.method == "prompts/list" and opts.prompt_needs and isinstance(result, dict):

@@ -5,7 +5,9 @@ No MCP or transport imports under dpg_mcp/tools/: SERVER registers these specs w
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
+
+from pydantic import BaseModel
 
 from dpg_mcp.tools import account, files, images, metadata, sets
 from dpg_mcp.tools.base import TOOLSETS, ToolContext, ToolResult, ToolSpec
@@ -32,8 +34,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="get_image",
         title="Get image",
-        description="Show one photo in full: caption, keywords, metadata, credits, crops, sets, versions, "
-        "and a small preview.",
+        description="One photo in full: caption, keywords, metadata, credits, crops, sets, versions, "
+        "and a JPEG preview.",
         scope=R,
         toolset="images",
         read_only=True,
@@ -45,8 +47,9 @@ TOOLS: tuple[ToolSpec, ...] = (
     ),
     ToolSpec(
         name="caption_image",
-        title="Caption image",
-        description="Set one photo's title, caption (description), rotation or date taken.",
+        title="Caption images",
+        description="Set photos' titles, captions (description), alt text, rotation or date taken: "
+        "each photo its own values, many in one call.",
         scope="api.images.write",
         toolset="images",
         read_only=False,
@@ -141,7 +144,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="browse_sets",
         title="Browse sets",
-        description="Show the tree of sets (galleries, folders, events), or open one set: details, photos in "
+        description="The tree of sets (galleries, folders, events), or one set opened: details, photos in "
         "gallery order with visibility, child sets, snapshots.",
         scope=R,
         toolset="sets",
@@ -221,14 +224,15 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="publish_set",
         title="Publish set",
-        description="Show or hide a set's photos now, or keep them hidden until a release time (embargo).",
+        description="Show or hide a set's photos now, or keep them hidden until a release time (embargo). "
+        "Without image_uuids, photos hidden with no release time stay hidden.",
         scope="api.sets.write",
         toolset="sets",
         read_only=False,
         destructive=False,
         idempotent=True,
         input_model=sets.PublishSetArgs,
-        output_model=WriteResult,
+        output_model=sets.PublishResult,
         handler=sets.publish_set,
     ),
     ToolSpec(
@@ -290,7 +294,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="check_operation",
         title="Check operation",
-        description="Wait for a change that was still running when its tool returned, and say how it ended.",
+        description="Wait for a write that was still running when its tool returned; say how it ended.",
         scope="",
         toolset="account",
         read_only=True,
@@ -303,7 +307,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="get_guide",
         title="Get DPG guide",
-        description="Read DPG's guide for agents (llms.txt), when the server instructions are not shown.",
+        description="DPG's guide for agents (llms.txt), when the server instructions are not shown.",
         scope="",
         toolset="account",
         read_only=True,
@@ -314,6 +318,23 @@ TOOLS: tuple[ToolSpec, ...] = (
         handler=account.get_guide,
     ),
 )
+
+
+# Tools whose input schema depends on the token: name -> capabilities -> input model.
+_INPUT_VARIANTS: dict[str, Callable[[frozenset[str]], type[BaseModel]]] = {
+    "caption_image": images.caption_args_for,
+}
+
+
+def input_model_for(spec: ToolSpec, capabilities: Iterable[str]) -> type[BaseModel]:
+    """The input model this token is shown and validated against. Pure, like visible_tools."""
+    variant = _INPUT_VARIANTS.get(spec.name)
+    return variant(frozenset(capabilities)) if variant is not None else spec.input_model
+
+
+def publishes_output_schema(spec: ToolSpec) -> bool:
+    """The plain write result is described once in the server instructions, not 12 times in tools/list."""
+    return spec.output_model is not WriteResult
 
 
 def visible_tools(
@@ -330,4 +351,13 @@ def visible_tools(
     ]
 
 
-__all__ = ["TOOLS", "TOOLSETS", "ToolContext", "ToolResult", "ToolSpec", "visible_tools"]
+__all__ = [
+    "TOOLS",
+    "TOOLSETS",
+    "ToolContext",
+    "ToolResult",
+    "ToolSpec",
+    "input_model_for",
+    "publishes_output_schema",
+    "visible_tools",
+]

@@ -14,7 +14,7 @@ from dpg_mcp.tools.render import fit, plural, stamp
 from dpg_mcp.tools.shapes import Failure, WriteResult, dump_failures
 from dpg_mcp.tools.writes import MAX_FAILURES_SHOWN, chunk_failures, failures_for, running_result, write_text
 
-GUIDE_CHUNK = 30_000  # characters per call: the guide rides in both text and structured content
+GUIDE_CHUNK = 50_000  # characters per call, in the text block only
 
 # ------------------------------------------------------------------------------------------- check_operation
 
@@ -51,7 +51,7 @@ async def check_operation(ctx: ToolContext, args: CheckOperationArgs) -> ToolRes
         state = "partial" if outcome.state == "succeeded" else "failed"
         message = f"Operation {op.uuid} ({kind}) {'partly failed' if state == 'partial' else 'failed'}"
     if ok_count is not None or bad_count is not None:
-        message += f": {ok_count or 0} items succeeded, {bad_count or 0} failed"
+        message += f": {plural(ok_count or 0, 'item')} succeeded, {bad_count or 0} failed"
     n_images = len(op.image_public_uuids)
     if n_images and ok_count is None:
         message += f" ({plural(n_images, 'image')})"
@@ -85,8 +85,10 @@ class GetGuideArgs(Args):
 
 
 class GuideResult(Out):
+    """Where the guide came from and how far this part reaches; the guide itself is the text block, once."""
+
     source: str = Field(description="api or bundled")
-    text: str
+    chars: int = Field(description="characters of the guide in this part")
     next_offset: int | None = None
 
 
@@ -95,7 +97,7 @@ async def get_guide(ctx: ToolContext, args: GetGuideArgs) -> ToolResult:
     part = guide[args.offset : args.offset + GUIDE_CHUNK]
     end = args.offset + len(part)
     next_offset = end if end < len(guide) else None
-    out = GuideResult(source=origin, text=part, next_offset=next_offset)
+    out = GuideResult(source=origin, chars=len(part), next_offset=next_offset)
     text = part
     if next_offset is not None:
         text += f"\n\n[guide continues: call get_guide with offset={next_offset}]"

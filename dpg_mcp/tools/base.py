@@ -7,11 +7,19 @@ schemas through server/schemas.py) and a ToolResult into a CallToolResult.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+from pydantic_core import PydanticCustomError
 
 from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.operations import ProgressFn, WriteRunner
@@ -19,10 +27,27 @@ from dpg_mcp.dpg.operations import ProgressFn, WriteRunner
 TOOLSETS: tuple[str, ...] = ("images", "metadata", "sets", "files", "account")
 
 
-class Args(BaseModel):
-    """Base of every tool input: unknown arguments are refused, so a typo never silently does nothing."""
+# Any string argument without a tighter limit of its own: long enough for any query or path, short enough
+# that no argument can build an over-long URL (a 100 KB query once did) or a huge request.
+MAX_TEXT = 1000
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+class Args(BaseModel):
+    """Base of every tool input, validated strictly: what the published schema refuses never reaches DPG.
+
+    No coercion ("true" is not a boolean, "5" not a number, a JSON string is not a list), unknown arguments
+    refused (a typo never silently does nothing), `null` refused (the schemas publish no nullable argument:
+    leave it out instead), every string bounded.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True, str_max_length=MAX_TEXT)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("null_argument", "null is not a value here; leave the argument out")
+        return value
 
 
 class Out(BaseModel):
@@ -56,6 +81,10 @@ class ToolContext:
     # Elicitation when the host supports it: True = go ahead, False = declined, None = could not ask.
     confirm: Callable[[str], Awaitable[bool | None]] | None = None
     clock: Callable[[], float] = time.monotonic  # how long a many-part write has run (tests inject one)
+    # The folders upload_image may read a file_path from (the server decides: MCP roots, --upload-root,
+    # the pictures folder). None: no local file is read at all.
+    upload_roots: Callable[[], Awaitable[Sequence[Path]]] | None = None
+    # Hosted servers never read their own disk for a caller; an https url is fetched SSRF-guarded.
     uploads: UploadPolicy = field(default_factory=UploadPolicy)
 
 

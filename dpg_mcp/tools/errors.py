@@ -7,6 +7,7 @@ Never a token, never a traceback.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -88,16 +89,41 @@ def agent_message(err: BaseException, *, read_only: bool = False) -> str:
 
 
 def _validation_message(err: ValidationError) -> str:
+    parts = validation_parts(err)
+    return f"Invalid arguments: {parts}. Nothing was sent to DPG; correct them and call again."
+
+
+# Our words for a type refused in strict mode: the JSON type wanted, and what is not taken for it.
+_TYPE_WORDS = {
+    "bool_type": "must be true or false (a JSON boolean, not a string or number)",
+    "int_type": "must be a whole number (a JSON number, not a string)",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number (a JSON number, not a string)",
+    "string_type": "must be a string",
+    "list_type": "must be a JSON array (not a string holding one)",
+    "dict_type": "must be a JSON object (not a string holding one)",
+    "model_type": "must be a JSON object (not a string holding one)",
+    "model_attributes_type": "must be a JSON object (not a string holding one)",
+}
+
+
+def validation_parts(err: ValidationError, *, allowed: Sequence[str] | None = None) -> str:
+    """Each refused argument by name, with the rule it broke and, for a closed set, the allowed values."""
     parts = []
     for e in err.errors(include_url=False, include_input=False)[:10]:
-        where = ".".join(str(p) for p in e.get("loc", ())) or "arguments"
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        loc = e.get("loc", ())
+        where = ".".join(str(p) for p in loc) or "arguments"
+        kind = e.get("type", "")
+        msg = _TYPE_WORDS.get(kind) or str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            msg = "unknown argument"
+            if allowed is not None and len(loc) == 1:
+                msg += "; the arguments are " + ", ".join(allowed)
+        parts.append(f"{where}: {msg}")
     more = err.error_count() - len(parts)
     if more > 0:
         parts.append(f"and {more} more")
-    return (
-        "Invalid arguments: " + "; ".join(parts) + ". Nothing was sent to DPG; correct them and call again."
-    )
+    return "; ".join(parts)
 
 
 def _dpg_message(err: DPGError, read_only: bool = False) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
-import os
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,8 +22,10 @@ from dpg_mcp.ledger.rules import new_key
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import ToolInputError
 from dpg_mcp.tools.inputs import Id, ImageIds500, IsoDate, Keyword
-from dpg_mcp.tools.render import LIST_BUDGET, cap_items, clip, fence, plural, size_of, stamp
+from dpg_mcp.tools.localfiles import image_type, read_image_file
+from dpg_mcp.tools.render import LIST_BUDGET, cap_items, clip, fence, one_line, plural, size_of, stamp
 from dpg_mcp.tools.shapes import ImageItem, WriteResult
+from dpg_mcp.tools.visibility import mark_hidden
 from dpg_mcp.tools.writes import (
     JOINED,
     WriteItem,
@@ -35,19 +37,15 @@ from dpg_mcp.tools.writes import (
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 VERSIONS = "original, large, medium or thumbnail"
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
 
 # ------------------------------------------------------------------------------------------- upload_image
 
 
 class UploadImageArgs(Args):
-    file_path: str | None = Field(None, description="Local file on the server's machine")
-    content_base64: str | None = Field(None, description="Or the file as base64")
+    file_path: str | None = Field(None, max_length=4096, description="Local file on the server's machine")
+    content_base64: str | None = Field(
+        None, max_length=MAX_UPLOAD_BYTES * 4 // 3 + 8, description="Or the file as base64"
+    )
     url: str | None = Field(None, max_length=2048, description="Or an https URL of the file")
     filename: str | None = Field(None, min_length=1, max_length=255, description="Needed with content_base64")
     title: str | None = Field(None, max_length=191)
@@ -73,12 +71,10 @@ class UploadResult(Out):
 
 
 def _content_type(data: bytes) -> str:
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    raise ToolInputError("the file is not a PNG, JPEG, GIF or WebP image")
+    mime = image_type(data)
+    if mime is None:
+        raise ToolInputError("the file is not a PNG, JPEG, GIF or WebP image")
+    return mime
 
 
 HOSTED_NO_FILES = (
@@ -87,39 +83,25 @@ HOSTED_NO_FILES = (
 )
 
 
-def _read_local(file_path: str, filename: str | None, limit: int) -> tuple[str, bytes]:
-    """A file on this machine (stdio servers only), read after its size is checked."""
-    path = Path(os.path.expanduser(file_path))
-    try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise ToolInputError(f"file_path is not a file: {file_path}")
-        if size > limit:
-            raise ToolInputError(f"file_path is {size // 2**20} MB; the limit is {limit // 2**20} MB")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ToolInputError(f"file_path not found on the server's machine: {file_path}") from None
-    except PermissionError:
-        raise ToolInputError(f"file_path cannot be read (permission denied): {file_path}") from None
-    except OSError as exc:
-        raise ToolInputError(f"file_path cannot be read ({exc.strerror or type(exc).__name__})") from None
-    return filename or path.name, data
-
-
 async def _read_source(ctx: ToolContext, args: UploadImageArgs) -> tuple[str, bytes]:
-    """(filename, bytes), checked locally before anything is sent."""
+    """(filename, bytes), checked locally before anything is sent. A file_path is read only under the
+    allowed roots (tools.localfiles), and never by a hosted server; a url only through the server's guarded
+    fetch."""
     policy = ctx.uploads
     limit = min(policy.max_bytes, MAX_UPLOAD_BYTES)
     if args.url is not None:
         if policy.fetch_url is None:
             raise ToolInputError("url uploads are not available on this server; send content_base64")
         data, _ = await policy.fetch_url(args.url, limit)
-        name = args.filename or Path(urlsplit(args.url).path).name or "upload"
+        name = args.filename or PurePosixPath(urlsplit(args.url).path).name or "upload"
         return name, data
     if args.file_path is not None:
         if not policy.local_files:
             raise ToolInputError(HOSTED_NO_FILES)
-        return _read_local(args.file_path, args.filename, limit)
+        roots = await ctx.upload_roots() if ctx.upload_roots is not None else []
+        # In a worker thread: reading up to 50 MB must not stall the other calls of this server.
+        name, data, _ = await anyio.to_thread.run_sync(read_image_file, args.file_path, roots, limit)
+        return args.filename or name, data
     raw = args.content_base64 or ""
     if len(raw) > limit * 4 // 3 + 8:
         raise ToolInputError(f"content_base64 is over the {limit / 2**20:g} MB limit")
@@ -187,7 +169,10 @@ async def upload_image(ctx: ToolContext, args: UploadImageArgs) -> ToolResult:
     text = (
         out.message
         + "\n"
-        + fence(f"filename: {item.filename}\ntitle: {item.title}\nkeywords: {', '.join(item.keywords)}")
+        + fence(
+            f"filename: {one_line(item.filename)}\ntitle: {one_line(item.title)}\n"
+            f"keywords: {one_line(', '.join(item.keywords))}"
+        )
     )
     return ToolResult(out, text)
 
@@ -390,7 +375,7 @@ async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> Tool
         )
         text.append(link.url)
         if link.filename:
-            text.append(fence(f"filename: {link.filename}"))
+            text.append(fence(f"filename: {one_line(link.filename)}"))
     if args.list_archives:
         page = await ctx.client.archives(limit=100)
         ready = [ArchiveItem.of(a) for a in page.items if (a.status or "ready") == "ready"]
@@ -399,12 +384,13 @@ async def get_download_link(ctx: ToolContext, args: GetDownloadLinkArgs) -> Tool
         text.append(f"{plural(len(out.archives), 'ready archive')}{more}:")
         text += [_archive_line(a) for a in out.archives]
         if out.archives:
-            text.append(fence("\n".join(f"{a.uuid}: {a.filename}" for a in out.archives)))
+            text.append(fence("\n".join(f"{a.uuid}: {one_line(a.filename)}" for a in out.archives)))
     return ToolResult(out, "\n".join(text))
 
 
 def _archive_line(a: ArchiveItem) -> str:
-    return f"- {a.uuid} | {a.image_count} images | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
+    count = plural(a.image_count or 0, "image")
+    return f"- {a.uuid} | {count} | {a.size_bytes} bytes | expires {a.expires_at} | {a.url}"
 
 
 def _archive_cost(a: ArchiveItem) -> int:
@@ -422,6 +408,7 @@ class BuildArchiveArgs(Args):
 
 class ArchiveResult(WriteResult):
     archive: ArchiveItem | None = None
+    not_public: list[str] = Field(default_factory=list)  # zipped photos hidden or embargoed in a set
 
 
 async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
@@ -447,11 +434,53 @@ async def build_archive(ctx: ToolContext, args: BuildArchiveArgs) -> ToolResult:
     res = outcome.operation.result if outcome.operation else None
     if isinstance(res, dict):
         out.archive = ArchiveItem.of(Archive.model_validate(res.get("archive", res)))
+    if out.archive is None or not out.archive.url:
+        # DPG's recommended flow: the share link is listed by GET /v1/archives once the build succeeded.
+        listed = await _listed_archive(ctx, out.archive.uuid if out.archive else None)
+        if listed is not None:
+            out.archive = listed
+        elif out.archive is None or not out.archive.url:
+            out.message += " DPG gave no link yet: get_download_link with list_archives=true lists it."
+    out.not_public = await _not_public(ctx, args.image_uuids)
     text = write_text(out)
-    if out.archive:
+    if out.archive and out.archive.url:
         a = out.archive
-        text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {a.image_count} images): {a.url}"
+        count = plural(a.image_count or 0, "image")
+        text += f"\nLink (expires {a.expires_at}; {a.size_bytes} bytes, {count}): {a.url}"
+    if out.not_public:
+        text += (
+            f"\nNot public in a set ({len(out.not_public)}), zipped all the same: "
+            + "; ".join(out.not_public[:30])
+            + "."
+        )
     return ToolResult(out, text)
+
+
+async def _listed_archive(ctx: ToolContext, uuid: str | None) -> ArchiveItem | None:
+    """The ready archive this build made, from GET /v1/archives: by uuid, else the newest one."""
+    page = await ctx.client.archives(limit=100)
+    ready = [a for a in page.items if (a.status or "ready") == "ready" and a.url]
+    if not ready:
+        return None
+    if uuid:
+        match = next((a for a in ready if uuid in (a.archive_uuid, a.uuid)), None)
+        return ArchiveItem.of(match) if match else None
+    return ArchiveItem.of(ready[0])  # DPG lists the newest first
+
+
+async def _not_public(ctx: ToolContext, image_uuids: list[str]) -> list[str]:
+    """The zipped photos hidden or embargoed in a set they belong to: "id hidden" / "id embargoed until T"."""
+    images = []
+    for uuid in image_uuids[:100]:  # bounded: one read per photo
+        with contextlib.suppress(DPGError):
+            images.append(await ctx.client.get_image(uuid))
+    items = [ImageItem.of(i) for i in images]
+    await mark_hidden(ctx, images, items)
+    return [
+        f"{i.uuid} embargoed until {i.activation_time}" if i.activation_time else f"{i.uuid} hidden"
+        for i in items
+        if i.hidden
+    ]
 
 
 def _archive_id(outcome: WriteOutcome) -> str | None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+import anyio
+from pydantic import ConfigDict, Field, model_validator
 
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.models import Facets, Image
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation
 from dpg_mcp.tools.inputs import Id, ImageIds50, IsoDate, Limit, Offset
+from dpg_mcp.tools.previews import contact_sheet, fetch_version, sheet_note, source_url, to_jpeg
 from dpg_mcp.tools.render import (
     LIST_BUDGET,
     cap_items,
@@ -19,15 +21,16 @@ from dpg_mcp.tools.render import (
     fence,
     fit,
     keywords_of,
+    one_line,
     paging_line,
     plural,
     size_of,
     stamp,
 )
-from dpg_mcp.tools.shapes import ImageItem
+from dpg_mcp.tools.shapes import ImageItem, WriteResult, visibility_lines
+from dpg_mcp.tools.visibility import mark_hidden
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, declined, write_text
 
-PREVIEW_MAX_BYTES = 200_000
 _DATE_FILTERS = (
     "created_at_from",
     "created_at_to",
@@ -40,13 +43,13 @@ _DATE_FILTERS = (
 
 def image_line(it: ImageItem) -> str:
     """One line for one image; the caller fences it (titles, filenames and keywords are gallery text)."""
-    parts = [it.uuid, it.title or it.filename or "(untitled)"]
+    parts = [it.uuid, one_line(it.title or it.filename) or "(untitled)"]
     if it.rating is not None:
         parts.append(f"rating {it.rating}")
     if it.date:
         parts.append(it.date)
     if it.keywords:
-        parts.append(", ".join(it.keywords[:12]) + (" …" if len(it.keywords) > 12 else ""))
+        parts.append(one_line(", ".join(it.keywords[:12])) + (" …" if len(it.keywords) > 12 else ""))
     return "- " + " | ".join(parts)
 
 
@@ -80,7 +83,9 @@ class SearchImagesArgs(Args):
     has_geo: bool | None = None
     bbox: str | None = Field(None, description="Map area: minLon,minLat,maxLon,maxLat")
     set_uuid: Id | None = Field(None, description="This set's images in gallery order; no other filters")
+    best_first: bool = Field(False, description="Highest rated first")
     facets: bool = Field(False, description="Add counts per keyword, rating, camera, year")
+    contact_sheet: bool = Field(False, description="Show the first 24 in one numbered image")
     limit: Limit = 20
     offset: Offset = 0
 
@@ -90,12 +95,20 @@ class SearchImagesArgs(Args):
             raise ValueError("exif_value needs exif_property")
         if self.bbox is not None:
             _check_bbox(self.bbox)
-        if self.set_uuid and (self.filters() or self.facets):
-            raise ValueError("set_uuid lists a set in gallery order and takes no other filters nor facets")
+        if self.set_uuid and (self.filters() or self.facets or self.best_first):
+            raise ValueError(
+                "set_uuid lists a set in gallery order and takes no other filters nor facets "
+                "(for a set's best photos: browse_sets with min_rating)"
+            )
+        if self.best_first and self.rating is not None:
+            raise ValueError("best_first orders by rating; with an exact rating there is nothing to order")
         return self
 
     def filters(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"set_uuid", "facets", "limit", "offset"}, exclude_none=True)
+        return self.model_dump(
+            exclude={"set_uuid", "best_first", "facets", "contact_sheet", "limit", "offset"},
+            exclude_none=True,
+        )
 
 
 def _check_bbox(bbox: str) -> None:
@@ -137,9 +150,63 @@ class SearchResult(Out):
     facets: FacetCounts | None = None
 
 
+MAX_BEST_FIRST_READS = (
+    12  # pages read to order by rating (DPG has no sort; its exact rating filter is walked)
+)
+
+
+class _Walked:
+    """A page put together from several DPG pages (best_first), shaped like one."""
+
+    def __init__(self, items: list[Image], total: int | None, next_offset: int | None) -> None:
+        self.items, self.total, self.next_offset = items, total, next_offset
+        self.has_more = next_offset is not None
+
+
+async def _best_first(ctx: ToolContext, args: SearchImagesArgs) -> tuple[_Walked, str]:
+    """Walk DPG's exact `rating` filter from 5 down to min_rating: the best rated come first."""
+    filters = {k: v for k, v in args.filters().items() if k != "min_rating"}
+    need = args.offset + args.limit
+    got: list[Image] = []
+    total: int | None = 0
+    reads = 0
+    lowest = args.min_rating or 0
+    stopped: int | None = None
+    for rating in range(5, lowest - 1, -1):
+        at = 0
+        while len(got) < need:
+            if reads >= MAX_BEST_FIRST_READS:
+                stopped = rating
+                break
+            page = await ctx.client.list_images(limit=100, offset=at, rating=rating, **filters)
+            reads += 1
+            if at == 0:
+                total = None if total is None or page.total is None else total + page.total
+            got += page.items
+            if not page.has_more or page.next_offset is None or not page.items:
+                break
+            at = page.next_offset
+        if stopped is not None or len(got) >= need:
+            if stopped is None and rating > lowest:
+                total = None  # lower ratings were not counted
+            break
+    window = got[args.offset : need]
+    more = len(got) > need or (stopped is not None) or total is None or (total or 0) > need
+    note = "Highest rated first (rating 5 down to " + str(lowest) + ")."
+    if stopped is not None:
+        note += (
+            f" Stopped early at rating {stopped} after {reads} reads: narrow the search "
+            "(min_rating, keyword, dates) to see the rest in order."
+        )
+    return _Walked(window, total, need if more and window else None), note
+
+
 async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
+    order_note = ""
     if args.set_uuid:
         page: Any = await ctx.client.set_images(args.set_uuid, limit=args.limit, offset=args.offset)
+    elif args.best_first:
+        page, order_note = await _best_first(ctx, args)
     else:
         page = await ctx.client.list_images(limit=args.limit, offset=args.offset, **args.filters())
     facets = FacetCounts.of(await ctx.client.facets(**args.filters())) if args.facets else None
@@ -151,13 +218,22 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
     out = SearchResult(
         images=items, total=page.total, next_offset=next_offset, omitted=omitted, facets=facets
     )
+    hidden_note = await mark_hidden(ctx, page.items[: len(items)], items) if items else ""
     text = [paging_line(len(items), page.total, next_offset, omitted, "images")]
+    if order_note:
+        text.append(order_note)
     if items:
         text.append(fence(image_lines(items)))
+        text += visibility_lines(items) + ([hidden_note] if hidden_note else [])
     if facets is not None:
         text.append("Facet counts:")
         text.append(fence(json.dumps(facets.model_dump(), ensure_ascii=False)))
-    return ToolResult(out, "\n".join(text))
+    pictures: list[tuple[bytes, str]] = []
+    if args.contact_sheet and items:
+        sheet, shown = await contact_sheet(ctx, page.items[: len(items)])
+        pictures.append((sheet, "image/jpeg"))
+        text.append(sheet_note(shown, len(items)))
+    return ToolResult(out, "\n".join(text), pictures)
 
 
 # ------------------------------------------------------------------------------------------- get_image
@@ -165,7 +241,8 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
 
 class GetImageArgs(Args):
     image_uuid: Id
-    preview: bool = Field(True, description="Attach a small thumbnail")
+    preview: bool = Field(True, description="Attach a JPEG preview")
+    preview_size: int = Field(320, ge=64, le=1024, description="Its long side, px")
 
 
 class Version(Out):
@@ -295,51 +372,136 @@ async def get_image(ctx: ToolContext, args: GetImageArgs) -> ToolResult:
     detail = ImageDetail.of(img)
     images: list[tuple[bytes, str]] = []
     if args.preview:
-        thumb = img.version("thumbnail")
-        if thumb is None or not thumb.url:
-            detail.preview = "none (no thumbnail version)"
+        url = source_url(img, args.preview_size)
+        data = await fetch_version(ctx, url) if url else None
+        if url is None:
+            detail.preview = "none (no public version)"
+        elif data is None:
+            detail.preview = "not attached (the version could not be fetched)"
         else:
             try:
-                data, mime = await ctx.client.fetch_bytes(thumb.url, max_bytes=PREVIEW_MAX_BYTES)
-            except DPGError as err:  # a missing preview never fails the read
-                detail.preview = f"not attached ({err.code})"
+                jpeg = await anyio.to_thread.run_sync(to_jpeg, data, args.preview_size)
+            except Exception:  # an undecodable version never fails the read
+                detail.preview = "not attached (not a readable image)"
             else:
-                if mime.startswith("image/"):
-                    images.append((data, mime.split(";")[0].strip()))
-                    detail.preview = f"thumbnail attached ({len(data) // 1024 or 1} KB)"
-                else:
-                    detail.preview = "not attached (not an image)"
+                images.append((jpeg, "image/jpeg"))
+                detail.preview = f"JPEG attached ({len(jpeg) // 1024 or 1} KB)"
     return ToolResult(detail, detail_text(detail), images)
 
 
 # ------------------------------------------------------------------------------------------- caption_image
 
 
-class CaptionImageArgs(Args):
+ALT_TEXT_SCOPE = "api.metadata.write"
+MAX_CAPTIONS = 100  # photos per call: up to 200 writes, four batches
+
+
+class PhotoCaption(Args):
     image_uuid: Id
     title: str | None = Field(None, max_length=191)
     description: str | None = Field(None, max_length=5000)
+    alt_text: str | None = Field(None, max_length=1000, description="For screen readers")
     rotation: Literal[0, 90, 180, 270] | None = Field(None, description="Degrees")
     creation_date: IsoDate | None = Field(None, description="When taken, ISO 8601")
 
     @model_validator(mode="after")
-    def _check(self) -> CaptionImageArgs:
+    def _check(self) -> PhotoCaption:
+        if not self.changes() and self.alt_text is None:
+            raise ValueError("give at least one of title, description, alt_text, rotation, creation_date")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields of the image itself (PATCH); alt text has its own endpoint and scope."""
+        return self.model_dump(exclude={"image_uuid", "alt_text"}, exclude_none=True)
+
+
+def _drop_alt_text(schema: dict[str, Any]) -> None:
+    schema.get("properties", {}).pop("alt_text", None)
+    tidy = Args.model_config.get("json_schema_extra")
+    if callable(tidy):
+        tidy(schema)  # type: ignore[call-arg]
+
+
+# The same photo, for a token without api.metadata.write: no alt_text in its schema, refused if sent.
+class PhotoCaptionNoAlt(PhotoCaption):
+    model_config = ConfigDict(json_schema_extra=_drop_alt_text)
+
+    @model_validator(mode="after")
+    def _no_alt(self) -> PhotoCaptionNoAlt:
+        if self.alt_text is not None:
+            raise ValueError(
+                f"alt_text needs the {ALT_TEXT_SCOPE} scope, which this token lacks; leave it out"
+            )
         if not self.changes():
             raise ValueError("give at least one of title, description, rotation, creation_date")
         return self
 
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"image_uuid"}, exclude_none=True)
+
+def _one_photo(data: Any) -> Any:
+    """A single photo given flat (image_uuid, title, ...) is read as a list of one."""
+    if isinstance(data, dict) and "photos" not in data and "image_uuid" in data:
+        return {"photos": [data]}
+    return data
+
+
+class CaptionImageArgs(Args):
+    photos: list[PhotoCaption] = Field(
+        min_length=1, max_length=MAX_CAPTIONS, description="Each with its own fields; up to 100"
+    )
+
+    _flat = model_validator(mode="before")(_one_photo)
+
+    @model_validator(mode="after")
+    def _check(self) -> CaptionImageArgs:
+        ids = [p.image_uuid for p in self.photos]
+        if len(set(ids)) != len(ids):
+            raise ValueError("photos names an image twice; give each image once")
+        return self
+
+
+class CaptionImageArgsNoAlt(CaptionImageArgs):
+    photos: list[PhotoCaptionNoAlt] = Field(  # type: ignore[assignment]
+        min_length=1, max_length=MAX_CAPTIONS, description="Each with its own fields; up to 100"
+    )
+
+
+def caption_args_for(capabilities: frozenset[str]) -> type[CaptionImageArgs]:
+    """The alt_text field is offered only to tokens that may write it. Pure."""
+    return CaptionImageArgs if ALT_TEXT_SCOPE in capabilities else CaptionImageArgsNoAlt
+
+
+_CAPTION_FIELDS = ("title", "description", "alt_text", "rotation", "creation_date")
+
+
+def _caption_summary(photos: list[PhotoCaption]) -> str:
+    """ "Title, description and alt text", each field with "(on k)" when not every photo got it."""
+    n = len(photos)
+    parts = []
+    for f in _CAPTION_FIELDS:
+        c = sum(1 for p in photos if getattr(p, f) is not None)
+        if c:
+            parts.append(f.replace("_", " ") + ("" if c == n else f" (on {c})"))
+    what = " and ".join(", ".join(parts).rsplit(", ", 1))
+    return what[:1].upper() + what[1:]
 
 
 async def caption_image(ctx: ToolContext, args: CaptionImageArgs) -> ToolResult:
-    changes = args.changes()
-    what = " and ".join(", ".join(k.replace("_", " ") for k in changes).rsplit(", ", 1))
-    what = what[:1].upper() + what[1:]
-    item = WriteItem("PATCH", f"/v1/images/{args.image_uuid}", changes, (args.image_uuid,))
-    result = await apply_writes(
-        ctx, "caption_image", args, [item], lambda n: f"{what} set on {plural(n, 'image')}"
-    )
+    items: list[WriteItem] = []
+    for p in args.photos:
+        one = (p.image_uuid,)
+        if p.changes():
+            items.append(WriteItem("PATCH", f"/v1/images/{p.image_uuid}", p.changes(), one))
+        if p.alt_text is not None:
+            body = {"alt_text": p.alt_text}
+            items.append(WriteItem("PUT", f"/v1/images/{p.image_uuid}/alt_text", body, one))
+    what = _caption_summary(args.photos)
+    total = len(args.photos)
+
+    def done(n: int) -> str:
+        of = "" if n == total else f" of {total}"
+        return f"{what} set on {n}{of} {'image' if total == 1 else 'images'}"
+
+    result = await apply_writes(ctx, "caption_image", args, items, done)
     return ToolResult(result, write_text(result))
 
 
@@ -359,18 +521,39 @@ async def delete_image(ctx: ToolContext, args: DeleteImageArgs) -> ToolResult:
             f"deleting {plural(len(ids), 'image')} cannot be undone: check with the user, then call again "
             "with confirm=true"
         )
-    names = []
-    for uuid in ids[:5]:  # also proves they exist before anyone is asked
-        img = await ctx.client.get_image(uuid)
-        names.append(f'"{clip(img.title or img.filename or uuid, 60)}"')
-    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    # Read each one first: it names them in the question, and an image already gone is said so, not failed.
+    names: list[str] = []
+    gone: list[str] = []
+    for uuid in ids:
+        try:
+            img = await ctx.client.get_image(uuid)
+        except DPGError as err:
+            if err.status != 404:
+                raise
+            gone.append(uuid)
+            continue
+        if len(names) < 5:
+            names.append(f'"{clip(img.title or img.filename or uuid, 60)}"')
+    present = [u for u in ids if u not in gone]
+    already = (
+        f"{plural(len(gone), 'image')} already deleted (or never in this gallery): {', '.join(gone[:10])}"
+        if gone
+        else ""
+    )
+    if not present:
+        result = WriteResult(state="succeeded", message=f"Nothing to delete: {already}.", succeeded=0)
+        return ToolResult(result, result.message)
+    more = f" and {len(present) - len(names)} more" if len(present) > len(names) else ""
     question = (
-        f"Delete {plural(len(ids), 'image')} ({', '.join(names)}{more}) permanently? Their files, keywords, "
-        "metadata and set places are lost; this cannot be undone."
+        f"Delete {plural(len(present), 'image')} ({', '.join(names)}{more}) permanently? Their files, "
+        "keywords, metadata and set places are lost; this cannot be undone."
     )
     if not await confirmed(ctx, args.confirm, question):
         result = declined()
         return ToolResult(result, result.message)
-    items = [WriteItem("DELETE", f"/v1/images/{u}", None, (u,)) for u in ids]
-    result = await apply_writes(ctx, "delete_image", args, items, lambda n: f"{plural(n, 'image')} deleted")
+    items = [WriteItem("DELETE", f"/v1/images/{u}", None, (u,)) for u in present]
+    tail = f"; {already}" if already else ""
+    result = await apply_writes(
+        ctx, "delete_image", args, items, lambda n: f"{plural(n, 'image')} deleted{tail}"
+    )
     return ToolResult(result, write_text(result))

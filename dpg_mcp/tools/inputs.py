@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, ValidationError
+
+from dpg_mcp.tools.errors import ToolInputError, validation_parts
+
+M = TypeVar("M", bound=BaseModel)
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
@@ -45,13 +50,35 @@ def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(check_id)]
-IsoDate = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_iso)]
-IsoZoned = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_iso_zoned)]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(check_id)]
+IsoDate = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_iso)]
+IsoZoned = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_iso_zoned)]
 Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Limit = Annotated[int, Field(ge=1, le=100)]
-Offset = Annotated[int, Field(ge=0)]
+Offset = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 ImageIds500 = Annotated[list[Id], Field(min_length=1, max_length=500), AfterValidator(_unique)]
 ImageIds50 = Annotated[list[Id], Field(min_length=1, max_length=50), AfterValidator(_unique)]
+
+
+class ArgumentsRefused(ToolInputError):
+    """The arguments broke the tool's published schema; nothing was sent."""
+
+
+def parse_args(model: type[M], raw: Mapping[str, Any] | None) -> M:
+    """The one way tool arguments from a host become a model: strictly, as the published schema says.
+
+    Raises ArgumentsRefused naming each bad argument, the rule it broke and, where the set is closed,
+    the values allowed.
+    """
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ArgumentsRefused("the arguments must be a JSON object")
+    try:
+        return model.model_validate(dict(raw or {}))
+    except ValidationError as exc:
+        raise ArgumentsRefused(validation_parts(exc, allowed=_published_names(model))) from None
+
+
+def _published_names(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]

@@ -11,6 +11,7 @@ from dpg_mcp.dpg.models import KeywordCount
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.inputs import ImageIds500, Keyword, Limit, Offset
 from dpg_mcp.tools.render import clip, fence, paging_line, plural
+from dpg_mcp.tools.shapes import WriteResult
 from dpg_mcp.tools.writes import REPLAYED, WriteItem, apply_writes, write_one, write_text
 
 _MAX_VOCABULARY = 5_000  # keywords scanned when filtering by namespace or prefix
@@ -21,7 +22,7 @@ MAX_NAMESPACES = 100  # namespaces listed with every page of keywords
 
 class ListKeywordsArgs(Args):
     namespace: str | None = Field(None, description="Only this namespace, e.g. artist")
-    prefix: str | None = Field(None, description="Only values starting with this (any case)")
+    prefix: str | None = Field(None, description='Starting with this, any case: "stage:", "main"')
     limit: Limit = 20
     offset: Offset = 0
 
@@ -77,9 +78,18 @@ async def _vocabulary(ctx: ToolContext) -> list[KeywordCount]:
 
 
 def _matches(k: KeywordCount, namespace: str | None, prefix: str | None) -> bool:
-    if namespace is not None and (k.namespace or "").lower() != namespace.lower():
+    """A prefix matches the value, the namespace, or the whole "ns:value" ("stage:" and "stage:main")."""
+    ns = (k.namespace or "").lower()
+    if namespace is not None and ns != namespace.lower():
         return False
-    return not prefix or k.value.lower().startswith(prefix.lower())
+    if not prefix:
+        return True
+    p = prefix.lower()
+    if k.value.lower().startswith(p):
+        return True
+    if namespace is not None or not ns:  # with a namespace chosen, the prefix is the value's
+        return False
+    return f"{ns}:{k.value.lower()}".startswith(p) or ns.startswith(p)
 
 
 # ------------------------------------------------------------------------------------------- tag_images
@@ -104,22 +114,74 @@ class TagImagesArgs(Args):
         return self
 
 
+MAX_HOLDERS_SCAN = 5_000  # images read per keyword to learn which of the given ones already carry it
+
+
+async def keyword_holders(ctx: ToolContext, keyword: str, among: set[str]) -> set[str] | None:
+    """Which of `among` carry `keyword` (DPG compares keywords ignoring case); None when too many to read."""
+    found: set[str] = set()
+    offset = 0
+    while offset < MAX_HOLDERS_SCAN:
+        page = await ctx.client.list_images(limit=200, offset=offset, keyword=keyword)
+        found |= {i.public_uuid for i in page.items} & among
+        if not page.has_more or page.next_offset is None or not page.items or found == among:
+            return found
+        offset = page.next_offset
+    return None
+
+
+def _kw_phrase(keywords: list[str]) -> str:
+    return "Keyword" if len(keywords) == 1 else f"{len(keywords)} keywords"
+
+
 async def tag_images(ctx: ToolContext, args: TagImagesArgs) -> ToolResult:
+    ids = list(args.image_uuids)
+    among = set(ids)
+    # What each image already carries decides what is sent and what the result says (never "added" twice).
+    have_add = {k: await keyword_holders(ctx, k, among) for k in args.add}
+    have_remove = {k: await keyword_holders(ctx, k, among) for k in args.remove}
     items: list[WriteItem] = []
-    for uuid in args.image_uuids:
+    gains: set[str] = set()
+    losses: set[str] = set()
+    for uuid in ids:
         path = f"/v1/images/{uuid}/keywords"
-        if args.add:
-            items.append(WriteItem("POST", path, {"keywords": args.add}, (uuid,)))
-        items += [WriteItem("DELETE", path, {"keyword": k}, (uuid,)) for k in args.remove]
+        missing = [k for k in args.add if have_add[k] is None or uuid not in (have_add[k] or ())]
+        if missing:
+            items.append(WriteItem("POST", path, {"keywords": missing}, (uuid,)))
+            gains.add(uuid)
+        for k in args.remove:
+            if have_remove[k] is None or uuid in (have_remove[k] or ()):
+                items.append(WriteItem("DELETE", path, {"keyword": k}, (uuid,)))
+                losses.add(uuid)
+    n = len(ids)
     parts = []
     if args.add:
-        parts.append(f"{plural(len(args.add), 'keyword')} added")
+        if len(gains) == n:
+            parts.append(f"{_kw_phrase(args.add)} added to {plural(n, 'image')}")
+        else:
+            part = f"{_kw_phrase(args.add)} added to {len(gains)} of {plural(n, 'image')}"
+            parts.append(part + f"; {n - len(gains)} already there")
     if args.remove:
-        parts.append(
-            f"{len(args.remove)} removed" if args.add else f"{plural(len(args.remove), 'keyword')} removed"
-        )
-    verb = " and ".join(parts)
-    result = await apply_writes(ctx, "tag_images", args, items, lambda n: f"{verb} on {plural(n, 'image')}")
+        phrase = _kw_phrase(args.remove)
+        if not losses:
+            parts.append(f"{phrase} removed from 0: not present on the {plural(n, 'image')}")
+        elif len(losses) == n:
+            parts.append(f"{phrase} removed from {plural(n, 'image')}")
+        else:
+            part = f"{phrase} removed from {len(losses)} of {plural(n, 'image')}"
+            parts.append(part + f"; {n - len(losses)} did not have it")
+    summary = "; ".join(p[:1].upper() + p[1:] if i == 0 else p for i, p in enumerate(parts))
+    if not items:
+        result = WriteResult(state="succeeded", message=summary + ". Nothing needed changing.", succeeded=n)
+        return ToolResult(result, write_text(result))
+    touched = len(gains | losses)
+
+    def done(ok: int) -> str:
+        return summary if ok == touched else f"{summary} (sent to {touched}; {ok} went through)"
+
+    sent = [i.as_batch_entry() for i in items]
+    fp = {"args": args.model_dump(mode="json", exclude_none=True), "sent": sent}
+    result = await apply_writes(ctx, "tag_images", args, items, done, fp_args=fp)
     return ToolResult(result, write_text(result))
 
 
@@ -215,18 +277,21 @@ def _credit(value: str) -> str:
 Credit = Annotated[str, AfterValidator(_credit)]
 
 
+PIXELS = 100_000  # no photo is wider or taller
+
+
 class CropIn(Args):
     aspect_ratio: Ratio = Field(description="e.g. 3:2")
-    x: int = Field(ge=0)
-    y: int = Field(ge=0)
-    width: int = Field(ge=1)
-    height: int = Field(ge=1)
+    x: int = Field(ge=0, le=PIXELS)
+    y: int = Field(ge=0, le=PIXELS)
+    width: int = Field(ge=1, le=PIXELS)
+    height: int = Field(ge=1, le=PIXELS)
 
 
 class EditMetadataArgs(Args):
     image_uuids: ImageIds500
     iptc: dict[str, Any] | None = Field(
-        None, description="IPTC fields to set (null clears), e.g. creator, copyright_notice"
+        None, max_length=50, description="IPTC fields to set (null clears), e.g. creator, copyright_notice"
     )
     alt_text: str | None = Field(None, max_length=1000)
     add_credits: list[Credit] = Field(

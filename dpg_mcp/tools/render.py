@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -18,8 +19,16 @@ from pydantic import BaseModel
 from dpg_mcp.dpg.models import Image, Stamp
 
 TAG = "untrusted-gallery-text"
-# Our own fence markers, written by anyone inside the text (any case, spaces, slashes), lose their "<".
-_MARKER = re.compile(r"<\s*/?\s*untrusted-gallery-text", re.IGNORECASE)
+# The fence's name, however written inside the text: any case, any separator (spaces, slashes, dashes,
+# underscores) once lookalikes are folded (see _folded). Found there, it is replaced in the original text,
+# so no opening or closing tag can be imitated, whatever brackets surround it.
+_MARKER = re.compile(r"untrusted[\W_]*gallery[\W_]*text", re.IGNORECASE)
+MARKER_STANDIN = "(fence-name)"
+# Characters that read as a dash but are not "-" even after NFKC.
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\ufe58\ufe63\uff0d"), "-")
+# Line breaks an agent reads as a new line, beyond "\n": they would let a one-line field fake a row.
+_BREAKS = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f]")
 
 MAX_RESULT_BYTES = 80_000  # ~20k tokens: no result goes over this
 ITEMS_BUDGET = 60_000  # bytes of list items in structured content, when the caller gives no cost
@@ -29,10 +38,43 @@ MAX_FIELD_CHARS = 2_000  # any one metadata value in a result
 M = TypeVar("M", bound=BaseModel)
 
 
+def _folded(text: str) -> tuple[str, list[int]]:
+    """`text` as a reader sees it (NFKC, lookalike dashes as "-", invisible format characters gone), with
+    the index in `text` of each folded character, so a match found in the fold can be cut from the original.
+    """
+    out: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) == "Cf":  # zero-width spaces and joiners, bidi controls, soft hyphens
+            continue
+        for part in unicodedata.normalize("NFKC", ch).translate(_DASHES):
+            out.append(part)
+            where.append(i)
+    return "".join(out), where
+
+
+def neutralise(text: str) -> str:
+    """`text` with every spelling of the fence's name replaced, lookalikes and hidden characters included."""
+    if text.isascii():
+        return _MARKER.sub(MARKER_STANDIN, text)
+    folded, where = _folded(text)
+    spans = [(where[m.start()], where[m.end() - 1] + 1) for m in _MARKER.finditer(folded)]
+    for start, end in reversed(spans):
+        text = text[:start] + MARKER_STANDIN + text[end:]
+    return text
+
+
 def fence(text: str) -> str:
     """Wrap untrusted gallery text so it can never read as the tool's own voice, nor close the fence early."""
-    safe = _MARKER.sub(lambda m: "&lt;" + m.group(0)[1:], text)
-    return f"<{TAG}>\n{safe}\n</{TAG}>"
+    return f"<{TAG}>\n{neutralise(text)}\n</{TAG}>"
+
+
+def one_line(text: str | None) -> str:
+    """A one-line field (title, name, filename, keyword) for a row in a list: a line break inside it is
+    shown as "\\n", so it can never start a row of its own; other control characters are dropped."""
+    if not text:
+        return ""
+    return _CONTROL.sub("", _BREAKS.sub(lambda m: "\\n" if m.group(0) == "\n" else " ", text))
 
 
 def size_of(value: Any) -> int:

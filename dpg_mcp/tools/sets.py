@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field, StrictBool, field_validator, model_validator
@@ -14,18 +15,20 @@ from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
 from dpg_mcp.tools.images import image_cost, image_lines
 from dpg_mcp.tools.inputs import Id, ImageIds500, IsoZoned, Limit, Offset, check_id
+from dpg_mcp.tools.previews import contact_sheet, sheet_note
 from dpg_mcp.tools.render import (
     LIST_BUDGET,
     cap_items,
     clip,
     clip_value,
     fence,
+    one_line,
     paging_line,
     plural,
     size_of,
     stamp,
 )
-from dpg_mcp.tools.shapes import ImageItem, WriteResult
+from dpg_mcp.tools.shapes import ImageItem, WriteResult, visibility_lines
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, create_one, declined, write_text
 
 COLOURS = "none, red, orange, yellow, green, blue, purple or grey"
@@ -83,8 +86,19 @@ class BrowseResult(Out):
 
 class BrowseSetsArgs(Args):
     set_uuid: Id | None = Field(None, description="Open this set; omit for the whole tree")
+    name: str | None = Field(
+        None, min_length=1, max_length=191, description="Find a set by name; one match opens"
+    )
+    min_rating: int | None = Field(None, ge=0, le=5, description="Opened set: rated at least this")
+    contact_sheet: bool = Field(False, description="Show the first 24 in one numbered image")
     limit: Limit = Field(20, description="Images per page")
     offset: Offset = Field(0, description="Images (or tree nodes) to skip")
+
+    @model_validator(mode="after")
+    def _check(self) -> BrowseSetsArgs:
+        if self.set_uuid and self.name:
+            raise ValueError("give set_uuid or name, not both")
+        return self
 
 
 def _flatten(nodes: list[SetNode], depth: int = 0) -> list[SetItem]:
@@ -98,7 +112,7 @@ def _flatten(nodes: list[SetNode], depth: int = 0) -> list[SetItem]:
 def _set_line(s: SetItem) -> str:
     return (
         "  " * (s.depth or 0)
-        + f"- {s.uuid} | {s.name} | {s.type or 'set'} | {plural(s.images or 0, 'image')}"
+        + f"- {s.uuid} | {one_line(s.name)} | {one_line(s.type) or 'set'} | {plural(s.images or 0, 'image')}"
         + (f", {plural(s.children, 'child set')}" if s.children else "")
     )
 
@@ -112,20 +126,75 @@ def _set_cost(s: SetItem) -> int:
 
 
 async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
-    if args.set_uuid is None:
+    set_uuid = args.set_uuid
+    found = ""
+    if set_uuid is None:
         nodes = _flatten(await ctx.client.set_tree())
-        window = nodes[args.offset : args.offset + _MAX_TREE_NODES]
-        kept, omitted = cap_items(window, LIST_BUDGET, _set_cost)
-        shown_to = args.offset + len(kept)
-        next_offset = shown_to if shown_to < len(nodes) else None
-        out = BrowseResult(sets=kept, total=len(nodes), next_offset=next_offset, omitted=omitted)
-        head = paging_line(len(kept), len(nodes), next_offset, omitted, "sets in the tree (depth-first)")
-        return ToolResult(out, head + ("\n" + fence(_set_lines(kept)) if kept else ""))
+        if args.name is not None:
+            wanted = args.name.casefold()
+            nodes = [n for n in nodes if wanted in (n.name or "").casefold()]
+            if len(nodes) == 1:
+                set_uuid = nodes[0].uuid
+                found = "The only set whose name matches; opened.\n"
+        if set_uuid is None:
+            return _tree_result(nodes, args)
+    return await _open_set(ctx, args, set_uuid, found)
 
-    s = await ctx.client.get_set(args.set_uuid)
-    page = await ctx.client.set_images(args.set_uuid, limit=args.limit, offset=args.offset)
-    children = await ctx.client.list_sets(parent_public_uuid=args.set_uuid, limit=100)
-    snaps = await ctx.client.snapshots(args.set_uuid)
+
+def _tree_result(nodes: list[SetItem], args: BrowseSetsArgs) -> ToolResult:
+    window = nodes[args.offset : args.offset + _MAX_TREE_NODES]
+    kept, omitted = cap_items(window, LIST_BUDGET, _set_cost)
+    shown_to = args.offset + len(kept)
+    next_offset = shown_to if shown_to < len(nodes) else None
+    out = BrowseResult(sets=kept, total=len(nodes), next_offset=next_offset, omitted=omitted)
+    what = "sets whose name matches" if args.name is not None else "sets in the tree (depth-first)"
+    head = paging_line(len(kept), len(nodes), next_offset, omitted, what)
+    if args.name is not None and not nodes:
+        head += " No set name contains that text: browse the tree without name."
+    return ToolResult(out, head + ("\n" + fence(_set_lines(kept)) if kept else ""))
+
+
+MAX_RATED_SCAN = 2_000  # a set's photos read to filter by rating on our side (DPG has no such filter there)
+
+
+async def _rated_page(
+    ctx: ToolContext, set_uuid: str, min_rating: int, limit: int, offset: int
+) -> tuple[list[SetImage], int | None, str]:
+    """The set's photos rated min_rating or more, in gallery order: (page, next_offset, note)."""
+    kept: list[SetImage] = []
+    at, scanned, more = 0, 0, False
+    while scanned < MAX_RATED_SCAN:
+        page = await ctx.client.set_images(set_uuid, limit=200, offset=at)
+        scanned += len(page.items)
+        kept += [i for i in page.items if (i.rating or 0) >= min_rating]
+        more = bool(page.has_more and page.next_offset is not None and page.items)
+        if not more or len(kept) > offset + limit:
+            break
+        at = page.next_offset or at + len(page.items)
+    window = kept[offset : offset + limit]
+    next_offset = offset + len(window) if len(kept) > offset + limit else None
+    note = f"Rated {min_rating} or more: {len(kept)} found in the first {plural(scanned, 'photo')} of the set"
+    if more and next_offset is None:
+        note += f"; stopped reading at {scanned} photos: narrow with search_images instead"
+    elif not more:
+        note = f"Rated {min_rating} or more: {len(kept)} of the set's {plural(scanned, 'photo')}"
+    return window, next_offset, note + "."
+
+
+async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found: str) -> ToolResult:
+    s = await ctx.client.get_set(set_uuid)
+    rated_note = ""
+    if args.min_rating is not None:
+        items, next_from_dpg, rated_note = await _rated_page(
+            ctx, set_uuid, args.min_rating, args.limit, args.offset
+        )
+        total: int | None = None
+    else:
+        page = await ctx.client.set_images(set_uuid, limit=args.limit, offset=args.offset)
+        items, total = list(page.items), page.total
+        next_from_dpg = page.next_offset if page.has_more else None
+    children = await ctx.client.list_sets(parent_public_uuid=set_uuid, limit=100)
+    snaps = await ctx.client.snapshots(set_uuid)
     detail = SetItem.of(s)
     detail.description = clip(s.description, 6000)
     detail.parent_uuid = s.parent_public_uuid
@@ -135,8 +204,8 @@ async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
         [SetItem.of(c) for c in children.items], CHILDREN_BUDGET, _set_cost
     )
     room = LIST_BUDGET - CHILDREN_BUDGET - 2 * size_of(detail) - 200 * len(snaps[:30])
-    images, omitted = cap_items([_set_image(i) for i in page.items], room, image_cost)
-    next_offset = page.next_offset if page.has_more else None
+    images, omitted = cap_items([_set_image(i) for i in items], room, image_cost)
+    next_offset = next_from_dpg
     if omitted:
         next_offset = args.offset + len(images)
     snapshots = [
@@ -148,19 +217,22 @@ async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
         set=detail,
         images=images,
         snapshots=snapshots,
-        total=page.total,
+        total=total,
         next_offset=next_offset,
         omitted=omitted,
     )
     about = {k: v for k, v in detail.model_dump(include={"name", "description", "website"}).items() if v}
     text = [
-        f"Set {detail.uuid}: type {detail.type}, colour {detail.colour}, "
+        found + f"Set {detail.uuid}: type {detail.type}, colour {detail.colour}, "
         f"parent {detail.parent_uuid or 'none'}, lead image {detail.lead_image_uuid or 'none'}.",
         fence(json.dumps(about, ensure_ascii=False)),
-        paging_line(len(images), page.total, next_offset, omitted, "images in gallery order"),
+        paging_line(len(images), total, next_offset, omitted, "images in gallery order"),
     ]
+    if rated_note:
+        text.append(rated_note)
     if images:
-        text.append(fence(image_lines(list(images)) + _visibility_note(images)))
+        text.append(fence(image_lines(list(images))))
+        text += _visibility_note(images)
     if out.sets:
         shown_all = not children.has_more and not children_left_out
         more = "" if shown_all else " (more exist: see them in the tree, browse_sets without set_uuid)"
@@ -169,7 +241,12 @@ async def browse_sets(ctx: ToolContext, args: BrowseSetsArgs) -> ToolResult:
     if snapshots:
         text.append("Snapshots (newest first; restore_set takes one):")
         text += [f"- {n.uuid} | {n.created_at} | {plural(n.images, 'image')}" for n in snapshots]
-    return ToolResult(out, "\n".join(text))
+    pictures: list[tuple[bytes, str]] = []
+    if args.contact_sheet and images:
+        sheet, shown = await contact_sheet(ctx, items[: len(images)])
+        pictures.append((sheet, "image/jpeg"))
+        text.append(sheet_note(shown, len(images)))
+    return ToolResult(out, "\n".join(text), pictures)
 
 
 def _set_image(img: SetImage) -> ImageItem:
@@ -178,14 +255,8 @@ def _set_image(img: SetImage) -> ImageItem:
     return item
 
 
-def _visibility_note(images: list[ImageItem]) -> str:
-    hidden = [i for i in images if i.hidden]
-    if not hidden:
-        return ""
-    lines = [
-        f"{i.uuid} hidden" + (f" until {i.activation_time}" if i.activation_time else "") for i in hidden
-    ]
-    return "\nVisibility: " + "; ".join(lines)
+def _visibility_note(images: list[ImageItem]) -> list[str]:
+    return visibility_lines(images)
 
 
 # ------------------------------------------------------------------------------------------- create / update
@@ -295,34 +366,57 @@ class SetImagesArgs(Args):
     image_uuids: ImageIds500
 
 
+async def _membership(ctx: ToolContext, args: SetImagesArgs, adding: bool) -> ToolResult:
+    """Only what changes is sent; the result says what was already so (members, or not members)."""
+    members = set(await _set_image_ids(ctx, args.set_uuid))
+    ids = list(args.image_uuids)
+    todo = [i for i in ids if (i not in members) is adding]
+    n, k = len(ids), len(todo)
+    tool = "add_to_set" if adding else "remove_from_set"
+    if adding:
+        summary = f"{plural(n, 'image')} added to the set" if k == n else f"{k} of {plural(n, 'image')} added"
+        summary += f"; {n - k} already there" if k < n else ""
+    elif k == 0:
+        summary = f"Removed from 0: none of the {plural(n, 'image')} is in the set"
+    else:
+        summary = f"{plural(n, 'image')} removed" if k == n else f"{k} of {plural(n, 'image')} removed"
+        summary += " from the set (images kept)" + (f"; {n - k} not in the set" if k < n else "")
+    if not todo:
+        result = WriteResult(state="succeeded", message=summary + ". Nothing needed changing.", succeeded=n)
+        return ToolResult(result, write_text(result))
+    body = {"image_public_uuids": todo}
+    item = WriteItem("POST" if adding else "DELETE", f"/v1/sets/{args.set_uuid}/images", body, tuple(todo))
+    fp = {"args": args.model_dump(mode="json", exclude_none=True), "body": body}
+
+    def done(ok: int) -> str:
+        return summary if ok == k else f"{summary} ({ok} of the {k} sent went through)"
+
+    result = await apply_writes(ctx, tool, args, [item], done, fp_args=fp)
+    return await _with_snapshot(ctx, args.set_uuid, tool, result)
+
+
 async def add_to_set(ctx: ToolContext, args: SetImagesArgs) -> ToolResult:
-    item = WriteItem(
-        "POST",
-        f"/v1/sets/{args.set_uuid}/images",
-        {"image_public_uuids": args.image_uuids},
-        tuple(args.image_uuids),
-    )
-    result = await apply_writes(
-        ctx, "add_to_set", args, [item], lambda n: f"{plural(n, 'image')} added to the set"
-    )
-    return ToolResult(result, write_text(result))
+    return await _membership(ctx, args, adding=True)
 
 
 async def remove_from_set(ctx: ToolContext, args: SetImagesArgs) -> ToolResult:
-    item = WriteItem(
-        "DELETE",
-        f"/v1/sets/{args.set_uuid}/images",
-        {"image_public_uuids": args.image_uuids},
-        tuple(args.image_uuids),
-    )
-    result = await apply_writes(
-        ctx,
-        "remove_from_set",
-        args,
-        [item],
-        lambda n: f"{plural(n, 'image')} removed from the set (images kept)",
-    )
-    return ToolResult(result, write_text(result))
+    return await _membership(ctx, args, adding=False)
+
+
+async def _with_snapshot(ctx: ToolContext, set_uuid: str, tool: str, result: WriteResult) -> ToolResult:
+    """Name the snapshot DPG took before this rearranging write (its newest), labelled with the action."""
+    text = write_text(result)
+    if result.state in ("succeeded", "partial"):
+        try:
+            snaps = await ctx.client.snapshots(set_uuid)
+        except DPGError:
+            snaps = []
+        if snaps:
+            newest = max(snaps, key=lambda n: str(n.created_at or ""))
+            line = f"Snapshot before this {tool}: {newest.uuid} (restore_set undoes it)."
+            result.message = result.message.removesuffix(".") + ". " + line
+            text = write_text(result)
+    return ToolResult(result, text)
 
 
 # ------------------------------------------------------------------------------------------- arrange_set
@@ -369,7 +463,9 @@ async def arrange_set(ctx: ToolContext, args: ArrangeSetArgs) -> ToolResult:
     # The body depends on the set's current order: fingerprint what is sent, not only the arguments.
     fp = {"args": args.model_dump(mode="json", exclude_none=True), "body": item.body}
     result = await apply_writes(ctx, "arrange_set", args, [item], lambda _n: done, fp_args=fp)
-    return ToolResult(result, write_text(result))
+    if args.set_uuid is None:  # the top level has no snapshots
+        return ToolResult(result, write_text(result))
+    return await _with_snapshot(ctx, args.set_uuid, "arrange_set", result)
 
 
 def _front(first: list[str], current: list[str], noun: str) -> list[str]:
@@ -422,24 +518,91 @@ class PublishSetArgs(Args):
         return self
 
 
+async def _set_visibility(ctx: ToolContext, set_uuid: str) -> dict[str, tuple[bool, str | None]]:
+    """image -> (hidden, activation_time) for the set's photos in gallery order (bounded)."""
+    out: dict[str, tuple[bool, str | None]] = {}
+    offset = 0
+    while len(out) < _MAX_SET_IMAGES:
+        page = await ctx.client.set_images(set_uuid, limit=200, offset=offset)
+        for i in page.items:
+            out[i.public_uuid] = (bool(i.hidden), stamp(i.activation_time))
+        if not page.has_more or page.next_offset is None or not page.items:
+            break
+        offset = page.next_offset
+    return out
+
+
+def _same_time(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    try:
+        return datetime.fromisoformat(a.replace("Z", "+00:00")) == datetime.fromisoformat(
+            b.replace("Z", "+00:00")
+        )
+    except ValueError:
+        return a == b
+
+
+def _ids_line(label: str, ids: list[str]) -> str:
+    shown = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+    return f"{label} ({len(ids)}): {shown}."
+
+
+class PublishResult(WriteResult):
+    changed: list[str] = Field(default_factory=list)  # images whose visibility this call changed
+    left_hidden: list[str] = Field(default_factory=list)  # hidden with no release time, not touched
+
+
 async def publish_set(ctx: ToolContext, args: PublishSetArgs) -> ToolResult:
-    ids = args.image_uuids or await _set_image_ids(ctx, args.set_uuid)
-    if not ids:
-        raise ToolInputError(f"set {args.set_uuid} has no images to show or hide")
-    body: dict[str, Any] = {"image_public_uuids": ids, "hidden": args.hidden}
-    if args.activation_time:
-        body["activation_time"] = args.activation_time
+    """Without named photos, photos hidden with no release time are left alone: DPG has no "hidden on
+    purpose" flag, so that state is taken to be deliberate. Only photos whose visibility changes are sent."""
+    state = await _set_visibility(ctx, args.set_uuid)
+    if args.image_uuids:
+        missing = [i for i in args.image_uuids if i not in state]
+        if missing:
+            raise ToolInputError(f"not in set {args.set_uuid}: {', '.join(missing[:5])}")
+        chosen, kept_hidden = list(args.image_uuids), []
+    else:
+        if not state:
+            raise ToolInputError(f"set {args.set_uuid} has no images to show or hide")
+        kept_hidden = [i for i, (hidden, at) in state.items() if hidden and at is None]
+        chosen = [i for i in state if i not in set(kept_hidden)]
+    want_at = args.activation_time if args.hidden else None
+    change = [
+        i
+        for i in chosen
+        if state[i][0] != args.hidden or (args.hidden and not _same_time(state[i][1], want_at))
+    ]
     how = (
         f"hidden until {args.activation_time}"
         if args.activation_time
         else ("hidden" if args.hidden else "visible now")
     )
-    item = WriteItem("PATCH", f"/v1/sets/{args.set_uuid}/visibility", body, tuple(ids))
+    lines = []
+    if kept_hidden:
+        lines.append(
+            _ids_line("Left hidden, as they have no release time (name them to change them)", kept_hidden)
+        )
+    if not change:
+        msg = f"Nothing changed: the {plural(len(chosen), 'image')} chosen are already {how}."
+        same = PublishResult(state="succeeded", message=msg, succeeded=len(chosen), left_hidden=kept_hidden)
+        return ToolResult(same, "\n".join([msg, *lines]))
+    body: dict[str, Any] = {"image_public_uuids": change, "hidden": args.hidden}
+    if args.activation_time:
+        body["activation_time"] = args.activation_time
+    item = WriteItem("PATCH", f"/v1/sets/{args.set_uuid}/visibility", body, tuple(change))
     fp = {"args": args.model_dump(mode="json", exclude_none=True), "body": body}
+    already = len(chosen) - len(change)
+    tail = f"; {already} already so" if already else ""
     result = await apply_writes(
-        ctx, "publish_set", args, [item], lambda n: f"{plural(n, 'image')} {how}", fp_args=fp
+        ctx, "publish_set", args, [item], lambda n: f"{plural(n, 'image')} now {how}{tail}", fp_args=fp
     )
-    return ToolResult(result, write_text(result))
+    out = await _with_snapshot(ctx, args.set_uuid, "publish_set", result)
+    failed = {f.get("image_uuid") for f in result.failures}
+    changed = [i for i in change if i not in failed] if result.state != "running" else []
+    published = PublishResult(**result.model_dump(), changed=changed, left_hidden=kept_hidden)
+    extra = [_ids_line("Visibility changed", changed)] if changed else []
+    return ToolResult(published, "\n".join([out.text, *extra, *lines]))
 
 
 # ------------------------------------------------------------------------------------------- restore_set
@@ -480,4 +643,4 @@ async def restore_set(ctx: ToolContext, args: RestoreSetArgs) -> ToolResult:
         [item],
         lambda _n: f"Set restored to the snapshot of {stamp(snap.created_at)}",
     )
-    return ToolResult(result, write_text(result))
+    return await _with_snapshot(ctx, args.set_uuid, "restore_set", result)

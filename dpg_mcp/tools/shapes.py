@@ -23,8 +23,8 @@ class ImageItem(Out):
     date: str | None = None
     keywords: list[str] = Field(default_factory=list)
     thumbnail_url: str | None = None
-    hidden: bool | None = None  # set listings only
-    activation_time: str | None = None  # set listings only: hidden until then
+    hidden: bool | None = None  # true: not public (in its set, or in a set it belongs to)
+    activation_time: str | None = None  # hidden until then (an embargo); absent: hidden with no release
 
     @classmethod
     def of(cls, img: Image) -> ImageItem:
@@ -65,3 +65,15 @@ class WriteResult(Out):
 
 def dump_failures(failures: list[Failure]) -> list[dict[str, Any]]:
     return [f.model_dump(exclude_none=True) for f in failures]
+
+
+def visibility_lines(images: list[ImageItem]) -> list[str]:
+    """Our own words on which listed photos are not public: hidden with no release time, or embargoed."""
+    hidden = [i.uuid for i in images if i.hidden and not i.activation_time]
+    embargoed = [f"{i.uuid} until {i.activation_time}" for i in images if i.hidden and i.activation_time]
+    lines = []
+    if hidden:
+        lines.append(f"Hidden (no release time): {len(hidden)}: {', '.join(hidden)}.")
+    if embargoed:
+        lines.append(f"Embargoed: {len(embargoed)}: {', '.join(embargoed)}.")
+    return lines

@@ -23,7 +23,7 @@ from dpg_mcp.dpg.operations import Held, ProgressFn, WriteOutcome, resend_advice
 from dpg_mcp.ledger import Entry, Kind, State, canonical_json, digest
 from dpg_mcp.tools.base import ToolContext
 from dpg_mcp.tools.errors import NeedsConfirmation, error_from_operation, safe_code, safe_field
-from dpg_mcp.tools.render import clip, fence, plural
+from dpg_mcp.tools.render import clip, fence, one_line, plural
 from dpg_mcp.tools.shapes import RUNNING_NEXT, Failure, WriteResult, dump_failures
 
 BATCH_SIZE = 50  # DPG's batch limit
@@ -559,7 +559,7 @@ def write_text(result: WriteResult) -> str:
             field = None if field in ("", "path") else field
         lines.append(f"- {where}: {safe_code(str(f.get('code')))}" + (f" (field `{field}`)" if field else ""))
         if f.get("detail"):
-            details.append(f"{where}: {clip(str(f['detail']), 300)}")
+            details.append(f"{where}: {one_line(clip(str(f['detail']), 300))}")
     if len(result.failures) > 5:
         lines.append(f"- … {len(result.failures) - 5} more in the structured result.")
     if details:

@@ -9,7 +9,7 @@ import httpx2
 import pytest
 
 from dpg_mcp.dpg.operations import WriteRunner, poll_delay
-from dpg_mcp.state import InMemoryWriteMemo
+from dpg_mcp.ledger import MemoryLedger
 from tests.client.helpers import FakeClock, Recorder, envelope, jresp, make_client, op
 
 
@@ -37,7 +37,7 @@ async def follow(clock: FakeClock, done_after: float, **extra: Any) -> tuple[flo
         return jresp(200, op("op-1", "running", **extra), {"ETag": '"r"'})
 
     client, rec = make_client(handler, clock)
-    runner = WriteRunner(client, InMemoryWriteMemo(clock=clock), 120.0, clock=clock, sleep=clock.sleep)
+    runner = WriteRunner(client, MemoryLedger(), 120.0, clock=clock, sleep=clock.sleep)
     out = await runner.run("PATCH", "/v1/images/i", {"title": "x"}, principal="p", fingerprint="f")
     assert out.state == "succeeded"
     return clock.now - sent_at[0], rec, clock.sleeps
@@ -72,7 +72,7 @@ async def test_a_429_on_a_poll_waits_its_retry_after(clock: FakeClock) -> None:
         return jresp(200, op("op-1", "succeeded"))
 
     client, _ = make_client(handler, clock, max_rate_limit_waits=0)
-    runner = WriteRunner(client, InMemoryWriteMemo(clock=clock), 45.0, clock=clock, sleep=clock.sleep)
+    runner = WriteRunner(client, MemoryLedger(), 45.0, clock=clock, sleep=clock.sleep)
     out = await runner.run("PATCH", "/v1/images/i", {"title": "x"}, principal="p", fingerprint="f")
     assert out.state == "succeeded" and polls == 2
     assert 3.0 in clock.sleeps

@@ -272,7 +272,7 @@ async def test_direct_body_replies(make: Factory, wall: FakeClock) -> None:
     assert out.state == "succeeded" and out.operation is None
     link = DownloadLink.model_validate(out.body)
     data, _ = await client.fetch_bytes(link.url, 5_000_000)
-    assert data[:4] == b"\x89PNG"
+    assert data[:4] == b"\xff\xd8\xff\xe0"
 
     up = await run.run(
         "POST", "/v1/uploads", {"filename": "dot.png", "title": "Dot"}, principal="p", fingerprint="up"

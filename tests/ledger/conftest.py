@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,8 @@ def redis_url() -> Iterator[str]:
     """A throwaway redis-server (no persistence) on 127.0.0.1, stopped at the end of the session."""
     exe = shutil.which("redis-server")
     if exe is None:
+        if os.environ.get("DPG_MCP_REQUIRE_REDIS"):
+            pytest.fail("redis-server is not installed, and DPG_MCP_REQUIRE_REDIS is set (CI)")
         pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
     port = free_port()
     proc = subprocess.Popen(

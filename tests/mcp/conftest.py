@@ -20,6 +20,7 @@ TOKENS = {
     "editor": "dpg_api_live_sandbox_editor",
     "readonly": "dpg_api_live_sandbox_readonly",
     "uploader": "dpg_api_live_sandbox_uploader",
+    "captioner": "dpg_api_live_sandbox_captioner",
     "disabled": "dpg_api_live_sandbox_disabled",
 }
 

@@ -47,7 +47,7 @@ async def test_caption_image_then_get_image_shows_it(sb: Sandbox, mode: str) -> 
         detail = await client.call_tool("get_image", {"image_uuid": uuid})
     assert ok(detail)["title"] == "Sunset over the main stage"
     previews = [c for c in detail.content if isinstance(c, ImageContent)]
-    assert len(previews) == 1 and previews[0].mime_type == "image/png"
+    assert len(previews) == 1 and previews[0].mime_type == "image/jpeg"
     assert "<untrusted-gallery-text>" in text_of(detail)
     assert sum(sb.apply_counts().values()) == 1
 
@@ -63,7 +63,7 @@ async def test_add_to_set_and_build_archive_with_zip(sb: Sandbox, mode: str) -> 
         data, _ = await server.dpg.client.fetch_bytes(archive["archive"]["url"], 50_000_000)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = zf.namelist()
-        assert all(zf.read(n).startswith(b"\x89PNG") for n in names)
+        assert all(zf.read(n).startswith(b"\xff\xd8\xff") for n in names)
     assert len(names) == 3 and archive["archive"]["image_count"] == 3
 
 
@@ -135,11 +135,15 @@ async def test_write_past_the_budget_returns_a_handle_check_operation_finishes(m
     assert sb.applied_total() == 1
 
 
-async def test_list_arguments_sent_as_json_text_are_accepted(sb: Sandbox, mode: str) -> None:
-    """Some hosts send arrays as JSON strings; the server decodes them for non-string fields."""
+async def test_list_arguments_sent_as_json_text_are_refused_before_dpg(sb: Sandbox, mode: str) -> None:
+    """A list is a JSON array: a string holding one breaks the published schema, so nothing is sent."""
     set_uuid, uuids = a_set_and_outsiders(sb, 2)
     async with dpg_server(sb, "editor") as server, connect(server, mode) as client:
-        out = ok(
-            await client.call_tool("add_to_set", {"set_uuid": set_uuid, "image_uuids": json.dumps(uuids)})
+        before = sb.request_seq
+        result = await client.call_tool(
+            "add_to_set", {"set_uuid": set_uuid, "image_uuids": json.dumps(uuids)}
         )
-    assert out["state"] == "succeeded" and set(uuids) <= set(sb.store.sets[set_uuid].images)
+        sent = sb.request_seq - before
+    assert result.is_error
+    assert "image_uuids: must be a JSON array" in text_of(result)
+    assert sent == 0 and not set(uuids) & set(sb.store.sets[set_uuid].images)

@@ -50,6 +50,15 @@ def test_check_human_output(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
             ["check"],
             "cannot reach DPG at http://127.0.0.1:9",
         ),
+        ({"DPG_TOKEN": "t", "DPG_API_URL": "http://dpg.example"}, [], "DPG_API_URL must use https"),
+        ({"DPG_TOKEN": "dpg_api_liv\u00e9_x"}, ["check"], "DPG_TOKEN holds a space, line break or non-ASCII"),
+        ({"DPG_TOKEN": "dpg_api\nlive"}, ["check"], "DPG_TOKEN holds a space, line break or non-ASCII"),
+        ({"DPG_TOKEN": "dpg api"}, [], "DPG_TOKEN holds a space, line break or non-ASCII"),
+        (
+            {"DPG_TOKEN": "t", "DPG_API_URL": "http://127.0.0.1:9"},
+            ["--allow-http", "check"],
+            "cannot reach DPG at http://127.0.0.1:9",
+        ),
     ],
 )
 def test_config_errors_exit_2_with_one_line(
@@ -95,7 +104,7 @@ async def test_stdio_subprocess(mode: str) -> None:
                 download = await http.get(link.structured_content["url"])
     assert {"search_images", "caption_image", "build_archive", "check_operation"} <= tools
     assert link.structured_content["url"].startswith("http://127.0.0.1:")
-    assert download.status_code == 200 and download.content.startswith(b"\x89PNG")
+    assert download.status_code == 200 and download.content.startswith(b"\xff\xd8\xff")
 
 
 def _free_port() -> int:

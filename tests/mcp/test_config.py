@@ -59,3 +59,34 @@ def test_sandbox_defaults() -> None:
     s = load_settings(env={"DPG_API_URL": "https://elsewhere.example"}, sandbox=True)
     assert s.secret() == SANDBOX_TOKEN
     assert s.api_url.startswith("http://") and "elsewhere" not in s.api_url
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_http", "ok"),
+    [
+        ("https://api.example", False, True),
+        ("http://api.example", False, False),
+        ("http://api.example", True, True),
+        ("http://127.0.0.1:8900", False, True),
+        ("http://[::1]:8900", False, True),
+        ("http://localhost:8900", False, True),
+        ("http://127.0.0.1.example.com", False, False),
+    ],
+)
+def test_plain_http_only_to_loopback_or_when_allowed(url: str, allow_http: bool, ok: bool) -> None:
+    if ok:
+        assert load_settings(env={"DPG_TOKEN": "t", "DPG_API_URL": url}, allow_http=allow_http).api_url == url
+    else:
+        with pytest.raises(ConfigError, match=r"must use https.*--allow-http"):
+            load_settings(env={"DPG_TOKEN": "t", "DPG_API_URL": url}, allow_http=allow_http)
+
+
+@pytest.mark.parametrize("token", ["dpg api", "dpg\tapi", "dpg\napi", "dpg_\u00e9", "dpg_\x00", "dpg_\u200b"])
+def test_token_must_be_printable_ascii(token: str) -> None:
+    with pytest.raises(ConfigError, match=r"^DPG_TOKEN holds") as info:
+        load_settings(env={"DPG_TOKEN": token}).secret()
+    assert token not in str(info.value)
+
+
+def test_token_surrounding_whitespace_is_dropped() -> None:
+    assert load_settings(env={"DPG_TOKEN": "  dpg_api_x\n"}).secret() == "dpg_api_x"

@@ -63,11 +63,47 @@ async def test_prompts(sb: Sandbox, mode: str) -> None:
     assert (listed["caption_set"].arguments or [])[0].required is True
     text = caption.messages[0].content
     assert isinstance(text, TextContent)
-    for tool in ("get_image", "caption_image", "edit_metadata", "abc-123"):
+    for tool in ("browse_sets", "contact_sheet=true", "caption_image", "photos=", "abc-123"):
         assert tool in text.text
     body = archive.messages[0].content
     assert isinstance(body, TextContent)
     assert "min_rating=4" in body.text and "build_archive" in body.text and "main stage" in body.text
+    assert "best_first=true" in body.text and "creation_date_from" not in body.text  # no day given
+
+
+@pytest.mark.parametrize("name", ["caption_set", "tidy_keywords", "schedule_release", "best_shots_archive"])
+def test_prompts_render_cleanly_with_empty_arguments(name: str) -> None:
+    """An argument left empty leaves no dangling words: no `=` without a value, no empty quotes."""
+    prompt = {p.name: p for p in load_prompts()}[name]
+    text = prompt.render({a.name: "X" if a.required else "" for a in prompt.arguments})
+    assert "{{" not in text and '""' not in text and "=," not in text and "=." not in text
+    assert not re.search(r"=\s*(\n|$|\))", text), text
+    assert prompt.tools and prompt.tools <= {t.name for t in TOOLS}
+
+
+def test_schedule_release_prompt_keeps_photos_hidden_on_purpose() -> None:
+    prompt = {p.name: p for p in load_prompts()}["schedule_release"]
+    later = prompt.render({"set_uuid": "s1", "release_at": "2026-12-01T09:00:00Z"})
+    assert "activation_time=2026-12-01T09:00:00Z" in later and "no image_uuids" in later
+    assert "hidden with no release time stay hidden" in later
+    now = prompt.render({"set_uuid": "s1"})
+    assert "hidden=false" in now and "activation_time" not in now
+
+
+async def test_read_only_token_is_offered_no_write_workflow(sb: Sandbox) -> None:
+    async with dpg_server(sb, "readonly") as server, connect(server, "auto") as client:
+        listed = {p.name for p in (await client.list_prompts()).prompts}
+    assert listed == set()  # every workflow writes something: none is offered to a read-only token
+    async with dpg_server(sb, "captioner") as server, connect(server, "auto") as client:
+        listed = {p.name for p in (await client.list_prompts()).prompts}
+    assert listed == {"caption_set", "tidy_keywords"}  # images.write and keywords.write, no sets.write
+
+
+async def test_resources_have_descriptions(sb: Sandbox) -> None:
+    async with dpg_server(sb, "readonly") as server, connect(server, "auto") as client:
+        resources = (await client.list_resources()).resources
+        templates = (await client.list_resource_templates()).resource_templates
+    assert all(r.description for r in resources) and all(t.description for t in templates)
 
 
 async def test_unknown_image_resource_is_an_actionable_error(sb: Sandbox, mode: str) -> None:

@@ -43,12 +43,7 @@ def test_input_schema_drops_titles_and_null_branches_keeps_property_named_title(
 def test_output_schema_is_shallow() -> None:
     assert output_schema(Out) == {
         "type": "object",
-        "properties": {
-            "title": {"type": "string"},
-            "items": {"type": "array"},
-            "count": {"type": "integer"},
-            "maybe": {"type": "object"},
-        },
+        "properties": {"title": {}, "items": {}, "count": {}, "maybe": {}},
     }
 
 

@@ -197,9 +197,14 @@ async def test_admin_tools_list_fits_the_budget(sb: Sandbox) -> None:
         "openWorldHint": False,
     }
     assert by_name["delete_image"]["annotations"]["destructiveHint"] is True
-    assert by_name["caption_image"]["inputSchema"]["properties"]["rotation"]["enum"] == [0, 90, 180, 270]
-    assert "title" in by_name["caption_image"]["inputSchema"]["properties"]
-    assert all(t.get("title") and t.get("outputSchema") for t in tools)
+    photo = by_name["caption_image"]["inputSchema"]["$defs"]["PhotoCaption"]["properties"]
+    assert photo["rotation"]["enum"] == [0, 90, 180, 270]
+    assert {"title", "description", "alt_text"} <= set(photo)
+    assert all(t.get("title") for t in tools)
+    # The plain write result is described once in the instructions; reads and richer writes keep a schema.
+    plain_writes = {n for n, t in by_name.items() if "outputSchema" not in t}
+    assert "search_images" not in plain_writes and "build_archive" not in plain_writes
+    assert {"caption_image", "tag_images", "arrange_set"} <= plain_writes
 
 
 async def test_instructions_name_account_and_tools(sb: Sandbox, mode: str) -> None:
@@ -208,11 +213,33 @@ async def test_instructions_name_account_and_tools(sb: Sandbox, mode: str) -> No
     assert text.startswith(
         'dpg-mcp: tools for the Digital Photo Gallery account "Riverside Sound Festival" ("riverside").'
     )
-    assert "caption_image" in text and "build_archive" not in text.split("\n", 2)[1]
-    assert len(text.encode()) <= 12_000
+    assert "check_operation" in text and "dpg://metadata_profiles" in text
+    assert len(text.encode()) <= 4_000
 
 
 async def test_legacy_initialize_advertises_tools_list_changed(sb: Sandbox) -> None:
     async with dpg_server(sb, "admin") as server, connect(server, "legacy") as client:
         caps = client.server_capabilities
     assert caps.tools is not None and caps.tools.list_changed is True
+
+
+async def test_caption_image_offers_alt_text_only_to_tokens_that_may_write_it(sb: Sandbox) -> None:
+    """captioner: api.images.write without api.metadata.write. Its caption_image has no alt_text field,
+    and alt_text sent anyway is refused before anything reaches DPG."""
+    async with dpg_server(sb, "captioner") as server, connect(server, "auto") as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        schema = json.dumps(tools["caption_image"].input_schema)
+        assert "alt_text" not in schema and '"title"' in schema
+        assert "edit_metadata" not in tools
+        image = next(iter(sb.store.images))
+        before = sb.store.digest()
+        refused = await client.call_tool(
+            "caption_image", {"photos": [{"image_uuid": image, "alt_text": "x"}]}
+        )
+        assert refused.is_error and "api.metadata.write" in refused.content[0].text  # type: ignore[union-attr]
+        assert sb.store.digest() == before
+        done = await client.call_tool("caption_image", {"photos": [{"image_uuid": image, "title": "Dusk"}]})
+        assert not done.is_error and sb.store.images[image].title == "Dusk"
+    async with dpg_server(sb, "admin") as server, connect(server, "auto") as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert "alt_text" in json.dumps(tools["caption_image"].input_schema)

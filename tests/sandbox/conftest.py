@@ -34,6 +34,7 @@ PASSWORD = "sandbox-password"
 TOTP_SECRET = "JBSWY3DPEHPK3PXP"
 ERROR_KEYS = {"code", "message", "detail", "field", "request_id"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"  # the seed gallery's versions are photo-like JPEGs
 
 
 class FakeClock:

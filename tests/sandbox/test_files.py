@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2
 from PIL import Image as PILImage
 
-from .conftest import PNG_MAGIC, UPLOADER, Api, FakeClock, assert_error, make_sandbox
+from .conftest import JPEG_MAGIC, UPLOADER, Api, FakeClock, assert_error, make_sandbox
 
 
 def b64d(text: str) -> bytes:
@@ -74,7 +74,7 @@ async def test_upload_flow(api: Api, sets: list[dict[str, Any]]) -> None:
     # the new image serves its versions
     thumb = next(v for v in im["versions"] if v["name"] == "thumbnail")
     r = await api.get(thumb["url"], None)
-    assert r.status_code == 200 and r.content.startswith(PNG_MAGIC)
+    assert r.status_code == 200 and r.content.startswith(JPEG_MAGIC)
     # the same ticket again: refused
     assert_error(await upload(api, t, png_bytes()), 409, "ticket_used")
 
@@ -168,7 +168,7 @@ async def test_download_original(api: Api, images: list[dict[str, Any]], clock: 
     assert parts.path == f"/downloads/{im['public_uuid']}/original"
     r = await api.get(d["url"], None)
     assert r.status_code == 200
-    assert r.content.startswith(PNG_MAGIC)
+    assert r.content.startswith(JPEG_MAGIC)
     orig = next(v for v in im["versions"] if v["name"] == "original")
     assert PILImage.open(io.BytesIO(r.content)).size[0] > 0
     assert orig["width"] > 0
@@ -195,7 +195,7 @@ async def test_download_default_and_versions(api: Api, images: list[dict[str, An
     for v in ("large", "medium", "thumbnail"):
         d = await download(api, {"image_public_uuid": u, "version": v})
         r = await api.get(d["url"], None)
-        assert r.status_code == 200 and r.content.startswith(PNG_MAGIC)
+        assert r.status_code == 200 and r.content.startswith(JPEG_MAGIC)
     r = await api.write(
         "POST", "/v1/downloads", {"image_public_uuid": "00000000-0000-4000-8000-000000000000"}, token=UPLOADER
     )
@@ -241,7 +241,7 @@ async def test_archive_builds_a_zip(clock: FakeClock) -> None:
             names = zf.namelist()
             assert len(names) == 3
             for n in names:
-                assert zf.read(n).startswith(PNG_MAGIC)
+                assert zf.read(n).startswith(JPEG_MAGIC)
         listed = (await api.get("/v1/archives", UPLOADER)).json()
         assert [a["uuid"] for a in listed] == [res["uuid"]]
         assert set(listed[0]) >= {

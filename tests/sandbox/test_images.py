@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from .conftest import PNG_MAGIC, Api, FakeClock, assert_error
+from .conftest import JPEG_MAGIC, Api, FakeClock, assert_error
 
 IMAGE_KEYS = {
     "public_uuid",
@@ -274,13 +274,13 @@ async def test_get_one_image_and_versions(api: Api, images: list[dict[str, Any]]
 
 
 @pytest.mark.parametrize("version", ["large", "medium", "thumbnail"])
-async def test_version_urls_serve_png(api: Api, images: list[dict[str, Any]], version: str) -> None:
+async def test_version_urls_serve_jpeg(api: Api, images: list[dict[str, Any]], version: str) -> None:
     im = images[3]
     v = next(v for v in im["versions"] if v["name"] == version)
     r = await api.get(v["url"], None)  # public: no token
     assert r.status_code == 200
-    assert r.content.startswith(PNG_MAGIC)
-    assert r.headers["Content-Type"].startswith("image/png")
+    assert r.content.startswith(JPEG_MAGIC)
+    assert r.headers["Content-Type"].startswith("image/jpeg")
     pic = PILImage.open(io.BytesIO(r.content))
     assert pic.size == (v["width"], v["height"])
     if version == "thumbnail":

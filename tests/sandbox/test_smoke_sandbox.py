@@ -74,7 +74,7 @@ async def test_archive_waits_then_serves_a_zip(clock: FakeClock) -> None:
         assert done["status"] == "succeeded" and done["result"]["image_count"] == 3
         z = await api.get(done["result"]["url"], None)
         names = zipfile.ZipFile(io.BytesIO(z.content)).namelist()
-        assert len(names) == 3 and all(n.endswith(".png") for n in names)
+        assert len(names) == 3 and all(n.endswith(".jpg") for n in names)
         assert (await api.get("/v1/archives")).json()[0]["uuid"] == done["result"]["uuid"]
         clock.advance(24 * 3600)
         assert_error(await api.get(done["result"]["url"], None), 403, "link_expired")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from dpg_mcp.tools import ToolContext
-from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
+from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError, agent_message
+from dpg_mcp.tools.inputs import ArgumentsRefused, parse_args
 from tests.tools.conftest import SPECS, NoNetwork, call
 
 ID = "3f2b9c1e-0000-4000-8000-000000000001"
@@ -97,6 +99,26 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("build_archive", {"image_uuids": IDS[:501]}, "image_uuids"),
     ("check_operation", {"operation_id": "op-1/../../v1/me"}, "operation_id"),
     ("get_guide", {"offset": -5}, "offset"),
+    # strict: no coercion, null is not absent, every string bounded (issue 7)
+    ("delete_image", {"image_uuids": [ID], "confirm": "true"}, "confirm"),
+    ("delete_image", {"image_uuids": [ID], "confirm": 1}, "confirm"),
+    ("publish_set", {"set_uuid": ID, "hidden": "false"}, "hidden"),
+    ("search_images", {"limit": "5"}, "limit"),
+    ("search_images", {"limit": 5.5}, "limit"),
+    ("search_images", {"has_geo": "yes"}, "has_geo"),
+    ("search_images", {"query": None}, "query"),
+    ("search_images", {"query": "x" * 100_000}, "query"),
+    ("search_images", {"offset": 10**7}, "offset"),
+    ("get_image", {"image_uuid": None}, "image_uuid"),
+    ("get_image", {"image_uuid": "a" * 101}, "image_uuid"),
+    ("add_to_set", {"set_uuid": ID, "image_uuids": f'["{ID}"]'}, "image_uuids"),
+    ("tag_images", {"image_uuids": [ID], "add": "sunset"}, "add"),
+    ("rate_images", {"image_uuids": [ID], "rating": "4"}, "rating"),
+    ("caption_image", {"image_uuid": ID, "rotation": "90"}, "rotation"),
+    ("caption_image", {"image_uuid": ID, "title": 5}, "title"),
+    ("edit_metadata", {"image_uuids": [ID], "crop": '{"aspect_ratio": "3:2"}'}, "crop"),
+    ("upload_image", {"file_path": "/x\x00.png", "title": "t" * 192}, "title"),
+    ("upload_image", {"file_path": "/" + "p" * 5000}, "file_path"),
 ]
 
 
@@ -124,17 +146,26 @@ async def test_delete_without_confirmation_sends_nothing(offline: tuple[ToolCont
     assert transport.requests == []
 
 
+def with_roots(ctx: ToolContext, *roots: Path) -> ToolContext:
+    async def listed() -> list[Path]:
+        return list(roots)
+
+    return dataclasses.replace(ctx, upload_roots=listed)
+
+
 async def test_upload_checks_the_file_before_sending(
     offline: tuple[ToolContext, NoNetwork], tmp_path: Path
 ) -> None:
     ctx, transport = offline
-    with pytest.raises(ToolInputError, match="not found"):
+    ctx = with_roots(ctx, tmp_path)
+    refused = "must name a PNG, JPEG, GIF or WebP file of at most 50 MB inside the allowed folders"
+    with pytest.raises(ToolInputError, match=refused):
         await call(ctx, "upload_image", file_path=str(tmp_path / "missing.png"))
-    with pytest.raises(ToolInputError, match="not a file"):
+    with pytest.raises(ToolInputError, match=refused):
         await call(ctx, "upload_image", file_path=str(tmp_path))
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
-    with pytest.raises(ToolInputError, match="PNG, JPEG, GIF or WebP"):
+    with pytest.raises(ToolInputError, match=refused):
         await call(ctx, "upload_image", file_path=str(text))
     with pytest.raises(ToolInputError, match="not valid base64"):
         await call(ctx, "upload_image", content_base64="@@@", filename="a.png")
@@ -152,9 +183,64 @@ async def test_upload_size_cap(
     ctx, transport = offline
     big = tmp_path / "big.png"
     big.write_bytes(PNG_1PX)
-    with pytest.raises(ToolInputError, match="limit"):
-        await call(ctx, "upload_image", file_path=str(big))
+    with pytest.raises(ToolInputError, match="at most 0 MB"):
+        await call(with_roots(ctx, tmp_path), "upload_image", file_path=str(big))
     assert transport.requests == []
+
+
+async def test_no_roots_no_file_is_read(offline: tuple[ToolContext, NoNetwork], tmp_path: Path) -> None:
+    ctx, transport = offline
+    good = tmp_path / "ok.png"
+    good.write_bytes(PNG_1PX)
+    with pytest.raises(ToolInputError, match="no folder"):
+        await call(ctx, "upload_image", file_path=str(good))  # ctx.upload_roots is None
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "said"),
+    [
+        ("delete_image", {"image_uuids": [ID], "confirm": "true"}, "confirm: must be true or false"),
+        ("search_images", {"limit": "5"}, "limit: must be a whole number"),
+        ("add_to_set", {"set_uuid": ID, "image_uuids": "[]"}, "image_uuids: must be a JSON array"),
+        ("search_images", {"query": None}, "query: null is not a value here; leave the argument out"),
+        ("caption_image", {"image_uuid": ID, "rotation": 45}, "rotation: Input should be 0, 90, 180 or 270"),
+        ("get_guide", {"ful": True}, "ful: unknown argument; the arguments are full, offset"),
+    ],
+)
+def test_refusal_names_the_argument_and_what_is_allowed(tool: str, args: dict[str, Any], said: str) -> None:
+    with pytest.raises(ArgumentsRefused) as info:
+        parse_args(SPECS[tool].input_model, args)
+    assert said in str(info.value)
+    assert "Nothing was sent to DPG" in agent_message(info.value)
+
+
+def test_arguments_must_be_an_object() -> None:
+    with pytest.raises(ArgumentsRefused, match="JSON object"):
+        parse_args(SPECS["get_guide"].input_model, ["full"])  # type: ignore[arg-type]
+
+
+def test_every_published_string_has_a_max_length_and_every_object_forbids_extras() -> None:
+    from dpg_mcp.server import input_schema
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "string":
+                assert "maxLength" in node or "enum" in node, where
+            if node.get("type") == "array":
+                assert "maxItems" in node, where
+            if node.get("type") == "integer":
+                assert "maximum" in node or "enum" in node, where
+            if node.get("type") == "object" and "properties" in node:
+                assert node.get("additionalProperties") is False, where
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}[{i}]")
+
+    for name, spec in SPECS.items():
+        walk(input_schema(spec.input_model), name)
 
 
 def test_ids_are_deduplicated_in_order() -> None:
