@@ -71,6 +71,13 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         help="how long a write waits for DPG before returning a handle",
     )
     parser.add_argument(
+        "--no-apps",
+        dest="apps",
+        action="store_false",
+        default=d(None),
+        help="no MCP Apps views (hosts without Apps see no difference either way)",
+    )
+    parser.add_argument(
         "--allow-http",
         action="store_true",
         default=d(False),
@@ -240,6 +247,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_url=args.api_url,
         wait_budget_s=args.wait_seconds,
         sandbox=args.sandbox,
+        apps=getattr(args, "apps", None),
         allow_http=args.allow_http,
         upload_roots=args.upload_root,
         sandbox_port=args.sandbox_port,
@@ -392,6 +400,10 @@ async def _check(settings: Settings, as_json: bool) -> None:
     )
 
 
+# Libraries whose own lines stay at WARNING even at -vv (httpx2 would log every URL, signed ones included).
+NOISY_LOGGERS = ("httpx2", "httpcore2", "mcp")
+
+
 async def _serve_http(settings: Settings, options: Any, ledger_spec: str | None = None) -> None:
     import uvicorn
 
@@ -449,10 +461,6 @@ async def _connect_redis(url: str) -> Any:
         )  # no password in the text
         raise ConfigError(f"cannot reach Redis at {where} ({type(exc).__name__}): check REDIS_URL") from None
     return client
-
-
-# Libraries whose own lines stay at WARNING even at -vv (httpx2 would log every URL, signed ones included).
-NOISY_LOGGERS = ("httpx2", "httpcore2", "mcp")
 
 
 def _configure_logging(verbose: int) -> None:

@@ -48,6 +48,7 @@ class Settings(BaseModel):
     toolsets: frozenset[str] | None = None  # None = every toolset
     wait_budget_s: float = Field(default=DEFAULT_WAIT_BUDGET_S, gt=0, le=600)
     sandbox: bool = False
+    apps: bool = True  # MCP Apps views for hosts that negotiate them; --no-apps switches them off
     allow_http: bool = False  # plain http to a host other than loopback (--allow-http)
     # Folders upload_image may read on stdio when the host offers no MCP roots (--upload-root, repeatable).
     upload_roots: tuple[str, ...] = ()
@@ -139,6 +140,7 @@ def load_settings(
     api_url: str | None = None,
     wait_budget_s: float | None = None,
     sandbox: bool = False,
+    apps: bool | None = None,
     allow_http: bool = False,
     upload_roots: Sequence[str] | None = None,
     sandbox_port: int | None = None,
@@ -146,7 +148,7 @@ def load_settings(
 ) -> Settings:
     """Flags win over the environment.
 
-    Env: DPG_TOKEN, DPG_API_URL, DPG_READ_ONLY, DPG_TOOLSETS, DPG_WAIT_SECONDS.
+    Env: DPG_TOKEN, DPG_API_URL, DPG_READ_ONLY, DPG_TOOLSETS, DPG_WAIT_SECONDS, DPG_NO_APPS.
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {
@@ -168,6 +170,7 @@ def load_settings(
         url = api_url or SANDBOX_API_URL  # the sandbox lives in-process: a real URL would be misleading
     if url:
         values["api_url"] = url
+    values["apps"] = apps if apps is not None else not _truthy(env.get("DPG_NO_APPS"))
     values["read_only"] = read_only if read_only is not None else _truthy(env.get("DPG_READ_ONLY"))
     ts = toolsets if toolsets is not None else env.get("DPG_TOOLSETS")
     values["toolsets"] = parse_toolsets(ts) if ts else None

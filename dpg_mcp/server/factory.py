@@ -25,6 +25,7 @@ from dpg_mcp.dpg.models import Me
 from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.guide import build_instructions, fetch_guide
 from dpg_mcp.ledger import Ledger, MemoryLedger
+from dpg_mcp.server.apps import AppViews, apps_middleware, build_apps
 from dpg_mcp.server.caller import (
     CallerSource,
     DPGState,
@@ -97,7 +98,9 @@ async def build_server(
         guide_origin=origin,
         uploads=UploadPolicy(fetch_url=functools.partial(fetch_image_url, allow=AllowList())),
     )
-    server = assemble(FixedCaller(state), instructions=instructions_for(state), log_level=log_level)
+    server = assemble(
+        FixedCaller(state), instructions=instructions_for(state), log_level=log_level, apps=settings.apps
+    )
     server.dpg = state
     return server
 
@@ -124,11 +127,13 @@ def assemble(
     hosted: bool = False,
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
+    apps: bool = True,
 ) -> DPGServer:
     """The MCPServer with every tool, resource and prompt, each answering for the caller `source` resolves.
 
     hosted: the caller differs per request, so instructions are rebuilt per caller and per-caller lists say
-    they are private (2026-07-28 cache scope).
+    they are private (2026-07-28 cache scope). apps: serve the MCP Apps views (server/apps) to hosts that
+    negotiate them; others see the same lists and results either way.
     """
     prompts = load_prompts()
     options = ViewOptions(
@@ -141,6 +146,9 @@ def assemble(
     cache_hints: Mapping[Any, CacheHint] | None = None
     if hosted:
         cache_hints = {m: CacheHint(ttl_ms=0, scope="private") for m in ("tools/list", "prompts/list")}
+    middleware = [caller_middleware(source, options), prompt_guard(prompts)]
+    if apps:
+        middleware.append(apps_middleware(AppViews()))  # inner: runs with the caller current
     server = DPGServer(
         SERVER_NAME,
         title="Digital Photo Gallery",
@@ -149,7 +157,8 @@ def assemble(
         website_url="https://www.digitalphotogallery.com",
         tools=[tool_for(source, spec, unpublished=hidden.get(spec.name, frozenset())) for spec in TOOLS],
         log_level=log_level,
-        middleware=[caller_middleware(source, options), prompt_guard(prompts)],
+        middleware=middleware,
+        extensions=[build_apps()] if apps else None,
         token_verifier=token_verifier,
         auth=auth,
         cache_hints=cache_hints,

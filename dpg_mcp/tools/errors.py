@@ -139,8 +139,9 @@ def _dpg_message(err: DPGError, read_only: bool = False) -> str:
         "The server already retried; this read changed nothing. Call again later."
         if read_only
         else err.resend
-        or "The server already retried with the same idempotency key; nothing was applied twice. "
-        "It is safe to call again later with the same arguments."
+        # No ledger advice came with it: say only what is known (tried under one key, so at most once).
+        or "It may or may not have been applied: the server retried under one idempotency key, so at most "
+        "once. It is safe to call again later with the same arguments."
     )
     if isinstance(err, TransportFailure) or err.status == 0:
         # the client's own words (timeouts, resets), never DPG's

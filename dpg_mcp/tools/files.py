@@ -84,9 +84,8 @@ HOSTED_NO_FILES = (
 
 
 async def _read_source(ctx: ToolContext, args: UploadImageArgs) -> tuple[str, bytes]:
-    """(filename, bytes), checked locally before anything is sent. A file_path is read only under the
-    allowed roots (tools.localfiles), and never by a hosted server; a url only through the server's guarded
-    fetch."""
+    """(filename, bytes), checked locally before anything is sent. A file_path is read only on stdio, and
+    only under the allowed roots (tools.localfiles); a url only where the server offers a guarded fetch."""
     policy = ctx.uploads
     limit = min(policy.max_bytes, MAX_UPLOAD_BYTES)
     if args.url is not None:

@@ -90,8 +90,9 @@ def test_rate_limit_past_budget_says_how_long_to_wait() -> None:
 @pytest.mark.parametrize("err", [dpg(500, "internal"), dpg(503, "internal"), TransportFailure("timed out")])
 def test_server_errors_and_unreachable_are_safe_to_repeat(err: DPGError) -> None:
     text = agent_message(err)
-    assert "already retried with the same idempotency key" in text
-    assert "nothing was applied twice" in text
+    # No ledger advice attached: the words claim neither "applied" nor "not applied", only "at most once".
+    assert "may or may not have been applied" in text
+    assert "under one idempotency key, so at most once" in text
     assert "safe to call again later" in text
 
 

@@ -1,0 +1,117 @@
+"""Fixtures for the MCP Apps views: the DPG sandbox and the test host on loopback, and headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from dpg_mcp.sandbox import Sandbox, SandboxConfig, serve_in_thread
+from tests.apps.host import host_app, serve_host
+
+TOKENS = {
+    "admin": "dpg_api_live_sandbox_admin",
+    "readonly": "dpg_api_live_sandbox_readonly",
+    "asking": "dpg_api_live_sandbox_admin",  # a host that can ask its user (who declines)
+}
+CHROMIUM = os.environ.get("DPG_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("DPG_CHROMEDRIVER", "/usr/bin/chromedriver")
+ROOT = Path(__file__).resolve().parents[2]
+# Screenshots land here (CI can keep them as artifacts); DPG_APPS_DOCS=1 also refreshes the README's copies.
+SHOTS = Path(os.environ.get("DPG_APPS_SCREENSHOTS", str(ROOT / "build" / "apps-screenshots")))
+DOCS_SHOTS = {"grid.png": "apps-grid.png", "sets.png": "apps-sets.png"}
+
+
+@pytest.fixture(scope="module")
+def sandbox_url() -> Iterator[str]:
+    # Archives take 1.5 s while dpg-mcp waits 0.3 s: build_archive hands back a handle the card must follow.
+    sb = Sandbox(SandboxConfig(seed=7, operation_seconds={"archive": 1.5}))
+    with serve_in_thread(sb) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def host_url(sandbox_url: str) -> Iterator[str]:
+    with serve_host(host_app(sandbox_url, TOKENS, wait_budget_s=0.3, asking=frozenset({"asking"}))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def dpg(sandbox_url: str) -> Iterator[httpx2.Client]:
+    """DPG itself (the admin token), to compare what the views show with the gallery's own state."""
+    headers = {"Authorization": f"Bearer {TOKENS['admin']}"}
+    with httpx2.Client(base_url=sandbox_url, headers=headers, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        if os.environ.get("DPG_MCP_REQUIRE_CHROMIUM"):  # set by .ci/run, which installs them: fail, not skip
+            pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} is missing; .ci/run installs chromium chromium-driver")
+        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="dpg-apps-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    drv.set_script_timeout(30)
+    drv.set_page_load_timeout(30)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot(drv: Any, name: str) -> Path:
+    """The whole host page (the view in its iframe, sized by the view's size-changed reports)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    drv.switch_to.default_content()
+    # Wait (bounded) until the host applied the view's last size report: no inner scrollbar in the picture.
+    frame_fits = (
+        "const f = document.getElementById('view'); const d = f.contentDocument;"  # null: sandboxed
+        "const last = window.hostLog.sizes[window.hostLog.sizes.length - 1];"
+        "return !!last && Math.abs(f.getBoundingClientRect().height - last.height) < 1;"
+    )
+    for _ in range(50):
+        if drv.execute_script(frame_fits):
+            break
+        time.sleep(0.1)
+    drv.execute_script("window.scrollTo(0, 0)")
+    # The whole page, not just the viewport: the viewport is made as tall as the page for the picture.
+    height = int(drv.execute_script("return document.documentElement.scrollHeight"))
+    metrics = {"width": 1100, "height": max(300, min(height, 3000)), "deviceScaleFactor": 1, "mobile": False}
+    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        time.sleep(0.2)  # one frame to repaint at the new size
+        assert drv.get_screenshot_as_file(str(path)), name
+    finally:
+        drv.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    if os.environ.get("DPG_APPS_DOCS") == "1" and name in DOCS_SHOTS:
+        shutil.copyfile(path, ROOT / "docs" / DOCS_SHOTS[name])
+    return path
