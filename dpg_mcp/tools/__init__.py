@@ -20,8 +20,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="search_images",
         title="Search images",
-        description="Find photos by text, keyword, rating, camera, date, map area or set; compact results. "
-        "For one photo's full detail use get_image.",
+        description="Find photos by text, keyword, rating, camera, date or map area; compact results. "
+        "A set's photos: browse_sets; one photo in full: get_image.",
         scope=R,
         toolset="images",
         read_only=True,
@@ -130,7 +130,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         name="edit_metadata",
         title="Edit metadata",
         description="Set IPTC metadata, alt text, credits or crops on photos, or copy in their embedded "
-        "caption, keywords, date. Titles: caption_image.",
+        "caption, keywords, date.",
         scope="api.metadata.write",
         toolset="metadata",
         read_only=False,
@@ -224,8 +224,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="publish_set",
         title="Publish set",
-        description="Show or hide a set's photos now, or keep them hidden until a release time (embargo). "
-        "Without image_uuids, photos hidden with no release time stay hidden.",
+        description="Show or hide a set's photos now, or hide them until a release time (embargo). "
+        "Without image_uuids, photos hidden with no release time stay so.",
         scope="api.sets.write",
         toolset="sets",
         read_only=False,
