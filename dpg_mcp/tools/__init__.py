@@ -252,8 +252,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="upload_image",
         title="Upload image",
-        description="Add a new photo from base64 content, an https URL or a local file, "
-        "with its caption, keywords and set.",
+        description="Add a photo from a local file, base64 or an https URL, with caption, keywords and set.",
         scope="api.upload",
         toolset="files",
         read_only=False,
