@@ -20,8 +20,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="search_images",
         title="Search images",
-        description="Find photos by text, keyword, rating, camera, date or map area; compact results. "
-        "A set's photos: browse_sets; one photo in full: get_image.",
+        description="Find photos by text, keyword, rating, camera, date or map area. "
+        "A set's photos: browse_sets; one in full: get_image.",
         scope=R,
         toolset="images",
         read_only=True,
@@ -144,8 +144,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="browse_sets",
         title="Browse sets",
-        description="The tree of sets (galleries, folders, events), or one set opened: details, photos in "
-        "gallery order with visibility, child sets, snapshots.",
+        description="The tree of sets, or one set opened: details, photos in gallery order with visibility, "
+        "child sets, snapshots.",
         scope=R,
         toolset="sets",
         read_only=True,
@@ -163,7 +163,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         toolset="sets",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,  # a repeat after the 10-minute replay window creates another
         input_model=sets.CreateSetArgs,
         output_model=sets.SetWriteResult,
         handler=sets.create_set,
@@ -252,12 +252,12 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="upload_image",
         title="Upload image",
-        description="Add a photo from a local file, base64 or an https URL, with caption, keywords and set.",
+        description="Add a photo from base64, an https URL or a local file, with caption, keywords and set.",
         scope="api.upload",
         toolset="files",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,  # a repeat after the 10-minute replay window creates another
         input_model=files.UploadImageArgs,
         output_model=files.UploadResult,
         handler=files.upload_image,
@@ -284,7 +284,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         toolset="files",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,  # a repeat after the 10-minute replay window creates another
         input_model=files.BuildArchiveArgs,
         output_model=files.ArchiveResult,
         handler=files.build_archive,

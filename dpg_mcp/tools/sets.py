@@ -517,7 +517,7 @@ class PublishSetArgs(Args):
     set_uuid: Id
     hidden: StrictBool = Field(description="true hides; false shows now and ends any embargo")
     activation_time: IsoZoned | None = Field(
-        None, description="With hidden=true: release then, ISO 8601 with zone, e.g. 2026-12-01T09:00:00Z"
+        None, description="With hidden=true: release then, e.g. 2026-12-01T09:00:00Z"
     )
     image_uuids: ImageIds500 | None = Field(None, description="Omit for every image in the set")
 
