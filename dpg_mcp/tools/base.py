@@ -85,6 +85,7 @@ class ToolContext:
     # The folders upload_image may read a file_path from (the server decides: MCP roots, --upload-root,
     # the pictures folder). None: no local file is read at all.
     upload_roots: Callable[[], Awaitable[Sequence[Path]]] | None = None
+    # Hosted servers never read their own disk for a caller; an https url is fetched SSRF-guarded.
     uploads: UploadPolicy = field(default_factory=UploadPolicy)
     # The principal's kept set visibility (the server passes its caller's; one made here lives with this ctx).
     visibility: VisibilityCache = field(default_factory=VisibilityCache)
