@@ -91,6 +91,32 @@ class WriteReply:
     replayed: bool | None = None  # the server's replay marker (Idempotent-Replayed), when it sends one
 
 
+class _SchemeTransport(httpx2.AsyncBaseTransport):
+    """httpx2's default transport, with its TLS trust store loaded only when an https:// request is made.
+
+    Loading the system CA bundle costs ~0.1 s at start, for nothing when DPG is reached over http://
+    (the sandbox, a local proxy). https:// requests (API, upload URLs, redirects) go through a transport
+    with httpx2's default verification, built on the first one; http:// requests never do TLS, so their
+    transport needs no trust store.
+    """
+
+    def __init__(self) -> None:
+        self._plain = httpx2.AsyncHTTPTransport(verify=False)  # only ever sees http:// (no TLS)
+        self._tls: httpx2.AsyncHTTPTransport | None = None
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.scheme == "http":
+            return await self._plain.handle_async_request(request)
+        if self._tls is None:
+            self._tls = httpx2.AsyncHTTPTransport()  # verify=True: httpx2's default trust store
+        return await self._tls.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._plain.aclose()
+        if self._tls is not None:
+            await self._tls.aclose()
+
+
 class DPGClient:
     """Async DPG API client. Use `async with DPGClient(...) as client:` or call `aclose()`."""
 
@@ -133,7 +159,7 @@ class DPGClient:
         self.changes = 0
         self._http = httpx2.AsyncClient(
             base_url=self.base_url,
-            transport=transport,
+            transport=transport if transport is not None else _SchemeTransport(),
             timeout=httpx2.Timeout(timeout),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             follow_redirects=False,

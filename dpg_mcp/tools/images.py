@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 import anyio
@@ -60,6 +61,20 @@ def image_lines(items: list[ImageItem]) -> str:
 def image_cost(it: ImageItem) -> int:
     """What one listed image adds to a result: its JSON and its text line."""
     return size_of(it) + len(image_line(it).encode("utf-8"))
+
+
+def line_once() -> tuple[Callable[[ImageItem], int], Callable[[list[ImageItem]], str]]:
+    """image_cost and image_lines for one result, sharing each item's line so it is rendered once."""
+    lines: dict[int, str] = {}  # by id(): the items live as long as the result being built
+
+    def cost(it: ImageItem) -> int:
+        line = lines[id(it)] = image_line(it)
+        return size_of(it) + len(line.encode("utf-8"))
+
+    def joined(items: list[ImageItem]) -> str:
+        return "\n".join(lines.get(id(it)) or image_line(it) for it in items)
+
+    return cost, joined
 
 
 # ------------------------------------------------------------------------------------------- search_images
@@ -204,7 +219,8 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
         page = await ctx.client.list_images(limit=args.limit, offset=args.offset, **args.filters())
     facets = FacetCounts.of(await ctx.client.facets(**args.filters())) if args.facets else None
     room = LIST_BUDGET - (2 * size_of(facets) if facets is not None else 0)  # facets ride in both blocks
-    items, omitted = cap_items([ImageItem.of(i) for i in page.items], room, image_cost)
+    cost, lines = line_once()
+    items, omitted = cap_items([ImageItem.of(i) for i in page.items], room, cost)
     next_offset = page.next_offset if page.has_more else None
     if omitted:
         next_offset = args.offset + len(items)
@@ -216,7 +232,7 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
     if order_note:
         text.append(order_note)
     if items:
-        text.append(fence(image_lines(items)))
+        text.append(fence(lines(items)))
         text += visibility_lines(items) + ([hidden_note] if hidden_note else [])
     if facets is not None:
         text.append("Facet counts:")

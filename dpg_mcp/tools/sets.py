@@ -13,7 +13,7 @@ from dpg_mcp.dpg.models import Set, SetImage, SetNode, Snapshot
 from dpg_mcp.dpg.operations import WriteOutcome
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
-from dpg_mcp.tools.images import image_cost, image_lines
+from dpg_mcp.tools.images import line_once
 from dpg_mcp.tools.inputs import Id, ImageIds500, IsoZoned, Limit, Offset, check_id
 from dpg_mcp.tools.previews import contact_sheet, sheet_note
 from dpg_mcp.tools.render import (
@@ -217,7 +217,8 @@ async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found
         [SetItem.of(c) for c in children.items], CHILDREN_BUDGET, _set_cost
     )
     room = LIST_BUDGET - CHILDREN_BUDGET - 2 * size_of(detail) - 200 * len(snaps[:30])
-    images, omitted = cap_items([_set_image(i) for i in items], room, image_cost)
+    cost, lines = line_once()
+    images, omitted = cap_items([_set_image(i) for i in items], room, cost)
     next_offset = next_from_dpg
     if omitted:
         next_offset = args.offset + len(images)
@@ -247,7 +248,7 @@ async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found
     if rated_note:
         text.append(rated_note)
     if images:
-        text.append(fence(image_lines(list(images))))
+        text.append(fence(lines(list(images))))
         text += _visibility_note(images)
     if out.sets:
         shown_all = not children.has_more and not children_left_out

@@ -185,7 +185,8 @@ def apps_middleware(views: AppViews) -> Any:
                     result.resources = kept
         elif ctx.method == "resources/read" and state is not None:
             await _fill_view(views, state, result)
-        elif ctx.method == "tools/call" and state is not None:
+        elif ctx.method == "tools/call" and state is not None and supports:
+            # Only an Apps client shows views; the walk over the result is not free on every call.
             views.note(state, _get(result, "structuredContent") or _get(result, "structured_content"))
         return result
 
