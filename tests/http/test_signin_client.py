@@ -1,0 +1,58 @@
+"""The DPG sign-in client (dpg_mcp.dpg.signin) against the in-process sandbox: each step, errors, 429."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+from dpg_mcp.dpg.errors import DPGError
+from dpg_mcp.dpg.signin import SignInClient
+from dpg_mcp.sandbox import Sandbox, SandboxConfig
+from dpg_mcp.sandbox.auth import PASSWORD, TOTP_SECRET, totp
+
+pytestmark = pytest.mark.anyio
+
+
+def client() -> SignInClient:
+    app = Sandbox(SandboxConfig()).app
+    return SignInClient("http://sandbox.test", transport=httpx2.ASGITransport(app=app))
+
+
+async def test_mfa_member_signs_in_and_the_refresh_token_rotates() -> None:
+    async with client() as dpg:
+        step = await dpg.sign_in("editor@riverside.test", PASSWORD)
+        assert step.mfa_required and step.mfa_token and step.refresh_token is None
+        done = await dpg.mfa(step.mfa_token, totp(TOTP_SECRET))
+        assert done.refresh_token and [a.name for a in done.accounts] == ["Riverside Sound Festival"]
+        account = done.accounts[0].uuid or ""
+        grant = await dpg.token(done.refresh_token, account)
+        assert grant.refresh_token != done.refresh_token and grant.expires_in > 0
+        me = await dpg.me(grant.access_token)
+        assert me.user is not None and me.user.role == "admin"
+        assert "api.images.delete" in me.capabilities
+        with pytest.raises(DPGError) as spent:
+            await dpg.token(done.refresh_token, account)  # single use
+        assert spent.value.status == 401 and done.refresh_token not in str(spent.value)
+
+
+async def test_wrong_password_and_code_are_401_without_secrets_in_the_text() -> None:
+    async with client() as dpg:
+        with pytest.raises(DPGError) as bad:
+            await dpg.sign_in("editor@riverside.test", "not-the-password")
+        assert bad.value.status == 401 and "not-the-password" not in str(bad.value)
+        step = await dpg.sign_in("editor@riverside.test", PASSWORD)
+        assert step.mfa_token
+        with pytest.raises(DPGError) as code:
+            await dpg.mfa(step.mfa_token, "000000" if totp(TOTP_SECRET) != "000000" else "111111")
+        assert code.value.status == 401 and code.value.field == "code"
+        assert step.mfa_token not in str(code.value)
+
+
+async def test_rate_limit_surfaces_retry_after() -> None:
+    async with client() as dpg:
+        for _ in range(5):
+            with pytest.raises(DPGError):
+                await dpg.sign_in("nobody@riverside.test", "x")
+        with pytest.raises(DPGError) as limited:
+            await dpg.sign_in("nobody@riverside.test", "x")
+        assert limited.value.status == 429 and limited.value.retry_after and limited.value.retry_after > 0
