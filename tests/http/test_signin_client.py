@@ -56,3 +56,34 @@ async def test_rate_limit_surfaces_retry_after() -> None:
         with pytest.raises(DPGError) as limited:
             await dpg.sign_in("nobody@riverside.test", "x")
         assert limited.value.status == 429 and limited.value.retry_after and limited.value.retry_after > 0
+
+
+async def test_a_member_with_two_accounts_chooses_and_the_archive_has_the_api_off() -> None:
+    async with client() as dpg:
+        step = await dpg.sign_in("manager@riverside.test", PASSWORD)
+        assert not step.mfa_required and step.refresh_token
+        names = [a.name for a in step.accounts]
+        assert names == ["Riverside Sound Festival", "Riverside Archive"]
+        archive = step.accounts[1].uuid or ""
+        grant = await dpg.token(step.refresh_token, archive)
+        with pytest.raises(DPGError) as off:
+            await dpg.me(grant.access_token)
+        assert off.value.code == "api_not_enabled"
+        main = await dpg.token(grant.refresh_token, step.accounts[0].uuid or "")
+        me = await dpg.me(main.access_token)
+        assert me.account is not None and me.account.name == "Riverside Sound Festival"
+
+
+async def test_access_ttl_sets_the_user_token_lifetime() -> None:
+    now = [1_000_000.0]
+    app = Sandbox(SandboxConfig(access_ttl=5, clock=lambda: now[0])).app
+    async with SignInClient("http://sandbox.test", transport=httpx2.ASGITransport(app=app)) as dpg:
+        step = await dpg.sign_in("photographer@riverside.test", PASSWORD)
+        assert step.refresh_token
+        grant = await dpg.token(step.refresh_token, step.accounts[0].uuid or "")
+        assert grant.expires_in == 5
+        await dpg.me(grant.access_token)
+        now[0] += 6
+        with pytest.raises(DPGError) as expired:
+            await dpg.me(grant.access_token)
+        assert expired.value.status == 401
