@@ -174,6 +174,7 @@ class SignInPage:
             "account_uuid": account_uuid,
             "dpg_access": grant.access_token,
             "dpg_access_expires": expires,
+            "dpg_ttl": grant.expires_in,
             "me": me.model_dump(mode="json"),
         }
         return self._save(page_id, pending)

@@ -69,6 +69,10 @@ def same_resource(a: str | None, b: str) -> bool:
 class DPGSignInProvider:
     """OAuthAuthorizationServerProvider[GrantCode, GrantRefreshToken, GrantAccessToken] (a Protocol)."""
 
+    # How long a process whose refresh token DPG found spent waits for the winner's rotation to appear.
+    RACE_READS = 30
+    RACE_PAUSE_S = 0.1
+
     def __init__(
         self,
         store: SignInStore,
@@ -134,7 +138,7 @@ class DPGSignInProvider:
             grant_id=secrets.token_urlsafe(16),
             client_id=pending["client_id"],
             subject=str(user.get("uuid") or ""),
-            data={"account_uuid": pending["account_uuid"]},
+            data={"account_uuid": pending["account_uuid"], "dpg_ttl": pending.get("dpg_ttl", 900)},
             dpg_refresh=pending["dpg_refresh"],
             dpg_access=pending["dpg_access"],
             access_expires=float(pending["dpg_access_expires"]),
@@ -239,12 +243,26 @@ class DPGSignInProvider:
         log.info("grant %s: revoked (its DPG refresh token is deleted)", log_tag(token_key(token.grant_id)))
 
     # ---- the member's DPG access token ---------------------------------------------------------------
-    async def dpg_access(self, grant_id: str, *, margin_s: float = 60.0) -> str | None:
-        """The grant's current DPG access token, refreshed first when it runs out within `margin_s`.
-        None when the sign-in has ended (revoked, or DPG no longer takes its refresh token)."""
+    async def current_dpg_token(self, grant_id: str) -> str:
+        """For the member's DPG client before each attempt (mid-poll too); a DPGError once signed out."""
+        token = await self.dpg_access(grant_id)
+        if token is None:
+            raise DPGError(
+                401,
+                "unauthorized",
+                "The member's sign-in has ended (revoked, or DPG no longer accepts it).",
+                detail="sign in again through the MCP client; do not retry before",
+            )
+        return token
+
+    async def dpg_access(self, grant_id: str) -> str | None:
+        """The grant's current DPG access token, refreshed first when it is about to run out (within a
+        minute, or a third of its lifetime when that is shorter). None when the sign-in has ended
+        (revoked, or DPG no longer takes its refresh token)."""
         grant = self.store.get_grant(grant_id)
         if grant is None:
             return None
+        margin_s = min(60.0, float(grant.data.get("dpg_ttl") or 900) / 3)
         if grant.access_expires - time.time() > margin_s:
             return grant.dpg_access
         lock = self._refreshing.setdefault(grant_id, anyio.Lock())
@@ -258,16 +276,19 @@ class DPGSignInProvider:
                 async with self.dpg() as dpg:
                     fresh = await dpg.token(grant.dpg_refresh, grant.data["account_uuid"])
             except DPGError as exc:
-                again = self.store.get_grant(grant_id)
-                if again is not None and again.version != grant.version:
-                    return again.dpg_access  # another replica refreshed first: its token is the one
-                if exc.status in (401, 403):
-                    log.info(
-                        "grant %s: DPG refused its refresh token; signed out", log_tag(token_key(grant_id))
-                    )
-                    self.store.drop_grant(grant_id)
-                    return None
-                raise
+                if exc.status not in (401, 403):
+                    raise
+                # A spent refresh token: another replica refreshed first and stores its answer in a moment.
+                for _ in range(self.RACE_READS):
+                    again = self.store.get_grant(grant_id)
+                    if again is None:
+                        return None
+                    if again.version != grant.version:
+                        return again.dpg_access
+                    await anyio.sleep(self.RACE_PAUSE_S)
+                log.info("grant %s: DPG refused its refresh token; signed out", log_tag(token_key(grant_id)))
+                self.store.drop_grant(grant_id)
+                return None
             expires = fresh.expires_at or time.time() + fresh.expires_in
             if not self.store.rotate(grant, fresh.refresh_token, fresh.access_token, float(expires)):
                 again = self.store.get_grant(grant_id)

@@ -9,10 +9,13 @@ DPGTokenVerifier unchanged: service tokens keep working as before.
 
 from __future__ import annotations
 
+import functools
+
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.hosting.auth.provider import ACCESS_PREFIX, DPGSignInProvider, same_resource
+from dpg_mcp.hosting.tokens import token_key
 from dpg_mcp.hosting.verifier import DPGTokenVerifier
 
 
@@ -46,6 +49,10 @@ class SignInVerifier(TokenVerifier):
         granted = set(issued.scopes)
         caps = [c for c in me.get("capabilities") or [] if c in granted]
         claims["dpg_me"] = {**me, "capabilities": caps}
+        # One caller state and DPG client per sign-in (not per DPG access token, which rotates): the client
+        # asks for the current token before each attempt, so a write polling across a refresh goes on.
+        claims["dpg_key"] = token_key("grant:" + issued.grant_id)
+        claims["dpg_token_source"] = functools.partial(self.provider.current_dpg_token, issued.grant_id)
         return AccessToken(
             token=dpg_token,
             client_id=base.client_id,
