@@ -27,9 +27,10 @@ if str(ROOT) not in sys.path:
 from bench import figures  # noqa: E402
 from bench._proc import sandbox_process  # noqa: E402
 from bench.figures import Row  # noqa: E402
+from bench.ledger import ledger_rows  # noqa: E402
 
 SANDBOX_FLAGS = ("--images", "1000", "--op-seconds", "update=0.2", "--op-seconds", "rating=0.2")
-SECTIONS = ("context", "sandbox", "calls", "bulk", "cold")
+SECTIONS = ("context", "sandbox", "calls", "bulk", "cold", "ledger")
 
 
 def machine() -> str:
@@ -41,9 +42,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    load = f", load {os.getloadavg()[0]:.1f} at the end" if hasattr(os, "getloadavg") else ""
     return (
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs{f' ({cpu})' if cpu else ''}, "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}{load}"
     )
 
 
@@ -72,11 +74,12 @@ def table(rows: list[Row]) -> str:
 
 async def run(sections: tuple[str, ...], quick: bool) -> list[Row]:
     rounds = {
-        "calls": 15 if quick else 60,
-        "memory": 200 if quick else 1000,
+        "calls": 10 if quick else 60,
+        "memory": 100 if quick else 1000,
         "bulk": 2 if quick else 5,
         "cold": 3 if quick else 9,
         "sandbox": 30 if quick else 150,
+        "ledger": 40 if quick else 200,
     }
     rows: list[Row] = []
 
@@ -92,6 +95,7 @@ async def run(sections: tuple[str, ...], quick: bool) -> list[Row]:
 
     await section("context", figures.context_rows)
     await section("sandbox", lambda: figures.sandbox_rows(rounds["sandbox"]))
+    await section("ledger", lambda: ledger_rows(rounds["ledger"]))
     if {"calls", "bulk", "cold"} & set(sections):
         with sandbox_process(*SANDBOX_FLAGS) as base:
             await section("calls", lambda: figures.call_rows(base, rounds["calls"], rounds["memory"]))
@@ -102,7 +106,7 @@ async def run(sections: tuple[str, ...], quick: bool) -> list[Row]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, for CI (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, for CI (about a minute)")
     parser.add_argument("--json", action="store_true", help="also print the rows as one JSON line")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated sections: {','.join(SECTIONS)}"

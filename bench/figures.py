@@ -194,7 +194,7 @@ async def call_rows(base: str, rounds: int, memory_calls: int) -> list[Row]:
                 async def in_flight(_: int, n: int = n) -> Any:
                     await asyncio.gather(*(stdio_search(0) for _ in range(n)))
 
-                b, o = await alternate(sequential, in_flight, max(3, rounds // 8), warmup=1)
+                b, o = await alternate(sequential, in_flight, max(2, rounds // 8), warmup=1)
                 rows.append(
                     Row(
                         f"{n} search_images in flight, one stdio session",

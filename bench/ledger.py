@@ -7,7 +7,7 @@
 
 Each ledger figure is timed in alternation with the write it is compared to.
 
-    python bench/ledger.py [--rounds N]
+    python bench/ledger.py [--rounds N]      (also a section of `python -m bench`)
 """
 
 from __future__ import annotations
@@ -26,15 +26,17 @@ from pathlib import Path
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from _common import paired_medians
-
-from dpg_mcp.dpg.client import DPGClient
-from dpg_mcp.ledger import Kind, Ledger, State, action_digest, request_digest
-from dpg_mcp.ledger import ops as ledger_ops
-from dpg_mcp.ledger.sqlite import SQLiteLedger
-from dpg_mcp.sandbox import Sandbox, SandboxConfig, serve_in_thread
+from bench._common import paired_medians  # noqa: E402
+from bench.figures import Row  # noqa: E402
+from dpg_mcp.dpg.client import DPGClient  # noqa: E402
+from dpg_mcp.ledger import Kind, Ledger, State, action_digest, request_digest  # noqa: E402
+from dpg_mcp.ledger import ops as ledger_ops  # noqa: E402
+from dpg_mcp.ledger.sqlite import SQLiteLedger  # noqa: E402
+from dpg_mcp.sandbox import Sandbox, SandboxConfig, serve_in_thread  # noqa: E402
 
 TOKEN = "dpg_api_live_sandbox_admin"
 
@@ -101,9 +103,11 @@ def _start_redis(exe: str) -> tuple[int, subprocess.Popen[bytes]]:
     return port, proc
 
 
-async def run(rounds: int) -> None:
+async def measure(rounds: int) -> list[tuple[str, str, float | None, float | None]]:
+    """(store, where the write went, ledger seconds, write seconds) medians; None: store unavailable."""
     sandbox = Sandbox(SandboxConfig())
     image = sorted(sandbox.store.images)[0]
+    out: list[tuple[str, str, float | None, float | None]] = []
     with tempfile.TemporaryDirectory() as tmp, serve_in_thread(sandbox) as url:
         sqlite = SQLiteLedger(Path(tmp) / "ledger.sqlite3")
         async with (
@@ -113,18 +117,38 @@ async def run(rounds: int) -> None:
         ):
             stores: list[tuple[str, Ledger | None]] = [("SQLite", sqlite), ("Redis", redis)]
             writes = [("in-process", one_write(inproc, image)), ("loopback HTTP", one_write(loopback, image))]
-            print(f"ledger cost per write (claim + note + settle), {rounds} rounds, medians:")
             for store_name, store in stores:
-                if store is None:
-                    print(f"  {store_name:<7} skipped: redis-server is not installed")
-                    continue
                 for where, write in writes:
+                    if store is None:
+                        out.append((store_name, where, None, None))
+                        continue
                     w, led = await paired_medians(write, one_ledger_write(store), rounds=rounds)
-                    print(
-                        f"  {store_name:<7} vs a write {where:<14}: ledger {led * 1e3:7.3f} ms, "
-                        f"write {w * 1e3:7.3f} ms, ratio {led / w:5.2f}"
-                    )
+                    out.append((store_name, where, led, w))
         await sqlite.aclose()
+    return out
+
+
+async def ledger_rows(rounds: int) -> list[Row]:
+    rows = []
+    for store, where, led, w in await measure(rounds):
+        figure = f"ledger per write, {store}, vs a write {where}"
+        if led is None or w is None:
+            rows.append(Row(figure, "skipped", "redis-server not installed", None))
+        else:
+            rows.append(Row(figure, f"{led * 1e3:.3f} ms", f"write {w * 1e3:.3f} ms", led / w))
+    return rows
+
+
+async def run(rounds: int) -> None:
+    print(f"ledger cost per write (claim + note + settle), {rounds} rounds, medians:")
+    for store, where, led, w in await measure(rounds):
+        if led is None or w is None:
+            print(f"  {store:<7} skipped: redis-server is not installed")
+            continue
+        print(
+            f"  {store:<7} vs a write {where:<14}: ledger {led * 1e3:7.3f} ms, "
+            f"write {w * 1e3:7.3f} ms, ratio {led / w:5.2f}"
+        )
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -302,7 +303,13 @@ async def _serve(settings: Settings, ledger_spec: str | None = None) -> None:
     from dpg_mcp.server import account_of, build_server
 
     # The ledger outlives this process (SQLite file, Redis): a resend after a restart still finds its entry.
-    ledger = open_ledger(ledger_spec, redis_url=os.environ.get("REDIS_URL") or None)
+    try:
+        ledger = open_ledger(ledger_spec, redis_url=os.environ.get("REDIS_URL") or None)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"cannot open the write ledger ({type(exc).__name__}: {exc}): pass --ledger PATH to a writable "
+            "file, or --ledger memory"
+        ) from None
     async with open_client(settings) as client:
         server = await build_server(client, settings, ledger=ledger)
         name, _, _ = account_of(server.dpg.me)

@@ -44,6 +44,7 @@ from dpg_mcp.dpg.models import (
     Snapshot,
     UploadTicket,
     Version,
+    items_from_json,
     page_of,
 )
 from dpg_mcp.dpg.retry import RetryPolicy, attempt_limit, out_of_time, with_retries
@@ -525,8 +526,13 @@ def _paging(
 
 
 def _build_page(resp: httpx2.Response, model: type[M], offset: int, key: str) -> Page[M]:
-    raw, wrapper = _extract_list(_json(resp), resp.status_code, (key,))
-    items = [_parse(model, x) for x in raw]
+    fast = items_from_json(model, resp.content)  # a bare array of well-formed items, in one pass
+    wrapper: dict[str, Any] = {}
+    if fast is not None:
+        items = fast
+    else:
+        raw, wrapper = _extract_list(_json(resp), resp.status_code, (key,))
+        items = [_parse(model, x) for x in raw]
     has_more, next_offset = _paging(resp, wrapper, offset, len(items))
     total = _int(resp.headers.get("x-total-count"))
     if total is None:

@@ -172,24 +172,28 @@ _FRAGMENT = 16
 REDACTED = "[redacted]"
 
 
-def _forms(secret: str) -> set[str]:
-    """The ways a secret can be written back in a text: as is, URL-quoted, JSON-escaped."""
+def _forms(secret: str) -> list[str]:
+    """The ways a secret can be written back in a text: as is, URL-quoted, JSON-escaped; longest first."""
     forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
-    return {f for f in forms if f}
+    return sorted((f for f in forms if f), key=len, reverse=True)
 
 
-def _cut_fragments(text: str, secret: str) -> str:
-    """Remove any long run of consecutive characters of `secret` (a truncated echo)."""
-    run = max(_FRAGMENT, len(secret) // 2)
-    if len(secret) < run or len(text) < run:
+def _run_length(secret: str) -> int:
+    return max(_FRAGMENT, len(secret) // 2)
+
+
+def _cut_fragments(text: str, secret: str, pieces: list[str]) -> str:
+    """Remove any long run of consecutive characters of `secret` (a truncated echo); `pieces` are the
+    secret's windows of that length, in order."""
+    run = _run_length(secret)
+    if len(text) < run:
         return text
-    i = 0
-    while i <= len(secret) - run:
-        piece = secret[i : i + run]
-        at = text.find(piece)
-        if at < 0:
-            i += 1
-            continue
+    # Each cut removes characters of the text that matched the secret; bounded all the same.
+    for _ in range(len(text) // run + 1):
+        hit = next(((i, at) for i, p in enumerate(pieces) if (at := text.find(p)) >= 0), None)
+        if hit is None:
+            break
+        i, at = hit
         # grow the match both ways while it still follows the secret
         start, end, s_start, s_end = at, at + run, i, i + run
         while start > 0 and s_start > 0 and text[start - 1] == secret[s_start - 1]:
@@ -208,28 +212,51 @@ class Redactor:
     """
 
     def __init__(self, *secrets: str | None) -> None:
-        self._secrets: list[str] = []
+        # secret -> (its written forms, its windows of the fragment length); longest secret first
+        self._known: dict[str, tuple[list[str], list[str]]] = {}
+        # Every run of a fragment's length holds one of these (half as long, at every half-length step):
+        # a cheap first look before the full search.
+        self._anchors: list[str] = []
         for secret in secrets:
             self.add(secret)
 
     def add(self, secret: str | None) -> None:
         """Also remove this secret from now on (e.g. a refreshed access token)."""
         secret = (secret or "").strip()
-        if secret and secret not in self._secrets:
-            self._secrets.append(secret)
-            # longest first, so a secret that contains another is removed whole
-            self._secrets.sort(key=len, reverse=True)
+        if secret and secret not in self._known:
+            run = _run_length(secret)
+            pieces = [secret[i : i + run] for i in range(len(secret) - run + 1)]
+            self._known[secret] = (_forms(secret), pieces)
+            half = run // 2
+            self._anchors += [secret[i : i + half] for i in range(0, len(secret) - half + 1, half)]
+            self._known = dict(sorted(self._known.items(), key=lambda kv: len(kv[0]), reverse=True))
 
     def __repr__(self) -> str:
-        return f"Redactor(<{len(self._secrets)} secret(s)>)"
+        return f"Redactor(<{len(self._known)} secret(s)>)"
+
+    @property
+    def json_safe(self) -> bool:
+        """No secret has a character JSON escapes: a look at a JSON dump sees every run of every secret."""
+        return all(json.dumps(s)[1:-1] == s for s in self._known)
+
+    def touches(self, text: str) -> bool:
+        """Whether `text` holds any secret, a written form of one, or a long run of one."""
+        if not any(a in text for a in self._anchors) and not any(
+            f in text for forms, _ in self._known.values() for f in forms
+        ):
+            return False
+        return any(
+            any(f in text for f in forms) or any(p in text for p in pieces)
+            for forms, pieces in self._known.values()
+        )
 
     def __call__(self, text: str) -> str:
-        if not text:
+        if not text or not self.touches(text):
             return text
-        for secret in self._secrets:
-            for form in sorted(_forms(secret), key=len, reverse=True):
+        for secret, (forms, pieces) in self._known.items():
+            for form in forms:
                 text = text.replace(form, REDACTED)
-            text = _cut_fragments(text, secret)
+            text = _cut_fragments(text, secret, pieces)
         return text
 
 

@@ -21,12 +21,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import SchemaValidator
+from pydantic_core import SchemaValidator, core_schema
 
 log = logging.getLogger("dpg_mcp.dpg")
 
 # ISO 8601 text in the sandbox; epoch seconds in the guides' download example. Keep either.
 Stamp = str | int | float | None
+
+M = TypeVar("M", bound=BaseModel)
 
 # DECISIONS.md: `succeeded` ends well; these end badly; any other status is still in progress.
 FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "expired", "rejected"})
@@ -91,10 +93,36 @@ class DPGModel(BaseModel):
 
 
 @functools.cache
-def _strict_validator(cls: type[DPGModel]) -> SchemaValidator:
+def _strict_validator(cls: type[BaseModel]) -> SchemaValidator:
+    return SchemaValidator(_strict_schema(cls))  # each model node carries its own config
+
+
+def _strict_schema(cls: type[BaseModel]) -> Any:
     if not isinstance(cls.__pydantic_core_schema__, dict):
         cls.model_rebuild()  # built on first use (defer_build)
-    return SchemaValidator(_without_tolerance(cls.__pydantic_core_schema__))  # each model node has its config
+    return _without_tolerance(cls.__pydantic_core_schema__)
+
+
+def items_from_json(model: type[M], body: bytes) -> list[M] | None:
+    """A list body parsed and validated in one pass by pydantic-core, when it is a bare JSON array whose every
+    item passes the fast path; else None, and the caller takes the tolerant path (wrappers, odd items)."""
+    if body[:64].lstrip()[:1] != b"[":
+        return None
+    try:
+        items: list[M] = _strict_list_validator(model).validate_json(body)
+    except ValueError:  # ValidationError included
+        return None
+    return items
+
+
+@functools.cache
+def _strict_list_validator(model: type[BaseModel]) -> SchemaValidator:
+    item = _strict_schema(model)
+    if item.get("type") == "definitions":  # recursive models keep their definitions at the top
+        return SchemaValidator(
+            core_schema.definitions_schema(core_schema.list_schema(item["schema"]), item["definitions"])
+        )
+    return SchemaValidator(core_schema.list_schema(item))
 
 
 def _without_tolerance(node: Any) -> Any:

@@ -14,21 +14,22 @@ state "running" with the Operation, which `wait()` (check_operation) can finish 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import anyio
-import httpx2
 from pydantic import BaseModel
 
 from dpg_mcp.dpg.client import DPGClient, WriteReply
 from dpg_mcp.dpg.errors import DPGError, TransportFailure
 from dpg_mcp.dpg.models import Operation
+from dpg_mcp.dpg.retry import RetryPolicy, remaining, with_retries
 from dpg_mcp.ledger import LEASE_S, Entry, Kind, Ledger, Mode, State, action_digest, request_digest
 from dpg_mcp.ledger import ops as ledger_ops
 from dpg_mcp.ledger.rules import Claim
@@ -198,6 +199,15 @@ class WriteRunner:
         self._wall = wall  # ledger times are compared across processes: wall clock
         self._sleep: SleepFn = sleep or anyio.sleep
         self._rng = rng or random.Random()
+        # Writes resend under the same policy as reads (dpg.retry), with the same key each time; a 429's
+        # Retry-After is waited however long, as long as it fits in the budget.
+        self._policy = RetryPolicy(
+            max_attempts=self.max_send_attempts,
+            max_rate_limit_waits=self.max_send_attempts,
+            max_retry_after=float("inf"),
+            backoff_base=backoff_base_s,
+            backoff_cap=backoff_cap_s,
+        )
         self._ended: dict[str, anyio.Event] = {}  # runs of this process, by action: joiners wake at once
 
     # ---- the action in the ledger ------------------------------------------------------------------------
@@ -247,9 +257,13 @@ class WriteRunner:
                 return await self._hold(held, body)
             log.info("an identical %s is in flight: joining it", tool or "write")
             ended = await self._await_end(action, claim.entry.owner, deadline)
-            if ended is None or ended.held(self._wall()) or usable(ended):
-                held.joined_entry = ended if ended is not None and not ended.held(self._wall()) else None
+            if ended is None:
+                continue  # the entry is gone (expired, evicted): claim afresh
+            still_held = ended.held(self._wall())
+            if still_held or usable(ended):
+                held.joined_entry = None if still_held else ended
                 return await body(held)
+            # The run it joined ended without an outcome to report (unknown): claim again, by the rules.
         raise TransportFailure(
             "the identical call in flight kept ending without an outcome; call again later"
         )
@@ -334,7 +348,7 @@ class WriteRunner:
         `resend` (what may have been applied, and what calling again will do).
         """
         start = self._clock()
-        deadline = start + self.budget_s
+        deadline = self._within_call(start + self.budget_s)
         request = request_digest(method, path, body)
 
         async def go(held: Held) -> WriteOutcome:
@@ -378,8 +392,13 @@ class WriteRunner:
         deadline: float,
         progress: ProgressFn | None,
         key: str | None = None,
+        follow: bool = True,
     ) -> WriteOutcome:
-        """Send under `key` (default: the held action's key), retrying with it, and follow the Operation."""
+        """Send under `key` (default: the held action's key), retrying with it, and follow the Operation.
+
+        follow=False returns as soon as DPG accepted it: a running Operation comes back "running", for
+        `follow_together` to poll along with others.
+        """
         key = key or held.key
         conflicts = 0
         while True:
@@ -409,6 +428,11 @@ class WriteRunner:
             return WriteOutcome(
                 state="succeeded", body=reply.body, replayed=replayed, attempts=attempts, previous=previous
             )
+        if not follow and not op.is_terminal:
+            replayed = bool(reused and reply.replayed)  # kept only if the Operation ends (follow_together)
+            return WriteOutcome(
+                state="running", operation=op, replayed=replayed, attempts=attempts, previous=previous
+            )
         outcome = await self._follow(
             op, start, deadline, progress, etag=None, total=self.budget_s, accepted=True
         )
@@ -422,7 +446,7 @@ class WriteRunner:
         """Finish waiting on an Operation (check_operation). Raises DPGError 404 for an unknown id."""
         start = self._clock()
         total = self.budget_s if budget_s is None else budget_s
-        deadline = start + total
+        deadline = self._within_call(start + total)
         # A hanging API must not hold check_operation past its budget (the in-process transport has no
         # socket timeouts, and the client's own read retries could add up to minutes).
         with anyio.move_on_after(max(total, _MIN_ATTEMPT_S)) as scope:
@@ -445,45 +469,56 @@ class WriteRunner:
         progress: ProgressFn | None,
         start: float,
     ) -> tuple[WriteReply, int]:
+        """Send until DPG answers, always with the same key, under the one retry policy (dpg.retry): the
+        runner's budget and the tool call's deadline both bound it."""
         attempts = 0
-        while True:
+
+        async def once() -> WriteReply:
+            nonlocal attempts
             attempts += 1
             remaining = deadline - self._clock()
             # The client's own timeout caps each try; near the end of the budget, still give it a fair chance.
             per_attempt = min(self.client.timeout, max(_MIN_ATTEMPT_S, remaining))
-            last: Exception
-            retry_after: float | None = None
-            try:
-                return await self.client.send_write(
-                    method, path, body, key, attempt_timeout=per_attempt
-                ), attempts
-            except httpx2.TransportError as exc:
-                last = exc
-            except DPGError as err:
-                if not err.retryable:
-                    raise
-                last = err
-                retry_after = err.retry_after if err.status == 429 else None
-            delay = retry_after if retry_after is not None else self._backoff(attempts)
-            if attempts >= self.max_send_attempts or self._clock() + delay >= deadline:
-                if isinstance(last, DPGError):
-                    raise last
-                raise TransportFailure(
-                    f"{method} {path}: no answer after {attempts} attempt(s) ({type(last).__name__}); "
-                    "every attempt used the same Idempotency-Key, so it was applied at most once"
-                ) from last
+            return await self.client.send_write(method, path, body, key, attempt_timeout=per_attempt)
+
+        async def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
             log.warning(
                 "%s %s: attempt %d failed (%s); resending with the same key in %.2fs",
                 method,
                 path,
-                attempts,
-                _kind(last),
+                attempt,
+                _kind(exc),
                 delay,
             )
             await self._report(
-                progress, start, self.budget_s, f"{method} {path}: retrying (attempt {attempts + 1})"
+                progress, start, self.budget_s, f"{method} {path}: retrying (attempt {attempt + 1})"
             )
-            await self._sleep(delay)
+
+        def give_up(exc: BaseException, sent: int) -> DPGError:
+            return TransportFailure(
+                f"{method} {path}: no answer after {sent} attempt(s) ({type(exc).__name__}); "
+                "every attempt used the same Idempotency-Key, so it was applied at most once"
+            )
+
+        reply = await with_retries(
+            f"{method} {path}",
+            once,
+            self._policy,
+            sleep=self._sleep,
+            rng=self._rng,
+            deadline=deadline,
+            clock=self._clock,
+            on_retry=on_retry,
+            give_up=give_up,
+        )
+        return reply, attempts
+
+    def _within_call(self, deadline: float) -> float:
+        """`deadline`, or the tool call's own deadline if that comes first (dpg.retry.call_deadline): a part
+        of a write in chunks, or a write after a read, never runs past the call's budget; it returns its
+        handle ("running") in time instead."""
+        left = remaining()
+        return deadline if left is None else min(deadline, self._clock() + max(left, 0.0))
 
     def _backoff(self, attempts: int) -> float:
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * (2 ** (attempts - 1)))
@@ -514,31 +549,111 @@ class WriteRunner:
                 self._clock() - start, floor=self.poll_initial_s, cap=self.poll_max_s, hint=operation_hint(op)
             )
             await self._sleep(min(max(delay, floor or 0.0), remaining))
-            floor = None
-            fresh: Operation | None = None
-            # A hanging poll must not outlast the budget: the write is accepted, "running" is the truth.
-            with anyio.move_on_after(max(deadline - self._clock(), _MIN_ATTEMPT_S)):
-                try:
-                    fresh, etag = await self.client.get_operation(op.uuid, etag)
-                except DPGError as err:
-                    if accepted and err.status == 404:
-                        # DPG accepted the write, then forgot its Operation: the outcome is unknown, and the
-                        # id came from DPG, not from the agent.
-                        raise DPGError(
-                            502,
-                            "operation_lost",
-                            f"DPG accepted the write as operation {op.uuid}, then no longer knew it",
-                            request_id=err.request_id,
-                        ) from err
-                    # A 404 (unknown op) is the truth; an odd body (a proxy's page) is not worth failing over.
-                    if not err.retryable and err.code != "invalid_response":
-                        raise
-                    floor = err.retry_after if err.status == 429 else None
-                    log.warning("poll %s failed (%s); still waiting", op.uuid, err.code)
+            fresh, etag, floor = await self._poll_once(op, etag, deadline, accepted=accepted)
             if fresh is not None:
                 op = fresh
         await self._report(progress, start, total, _status_line(op))
         return WriteOutcome(state="succeeded" if op.succeeded else "failed", operation=op)
+
+    async def _poll_once(
+        self, op: Operation, etag: str | None, deadline: float, *, accepted: bool
+    ) -> tuple[Operation | None, str | None, float | None]:
+        """One poll: (the Operation if changed, its ETag, a 429's Retry-After). Raises what ends the wait."""
+        fresh: Operation | None = None
+        floor: float | None = None
+        # A hanging poll must not outlast the budget: the write is accepted, "running" is the truth.
+        with anyio.move_on_after(max(deadline - self._clock(), _MIN_ATTEMPT_S)):
+            try:
+                fresh, etag = await self.client.get_operation(op.uuid, etag)
+            except DPGError as err:
+                if accepted and err.status == 404:
+                    # DPG accepted the write, then forgot its Operation: the outcome is unknown, and the
+                    # id came from DPG, not from the agent.
+                    raise DPGError(
+                        502,
+                        "operation_lost",
+                        f"DPG accepted the write as operation {op.uuid}, then no longer knew it",
+                        request_id=err.request_id,
+                    ) from err
+                # A 404 (unknown op) is the truth; an odd body (a proxy's page) is not worth failing over.
+                if not err.retryable and err.code != "invalid_response":
+                    raise
+                floor = err.retry_after if err.status == 429 else None
+                log.warning("poll %s failed (%s); still waiting", op.uuid, err.code)
+        return fresh, etag, floor
+
+    async def follow_together(
+        self,
+        outcomes: Sequence[WriteOutcome],
+        *,
+        start: float,
+        deadline: float,
+        progress: ProgressFn | None,
+    ) -> list[WriteOutcome | DPGError]:
+        """Follow several accepted writes (sent with follow=False) to their end within one shared deadline.
+
+        They were sent together, so they end together as a rule: one lead (the last one listed still
+        running) is polled on `poll_delay`'s pace; when it ends, the others are polled once, together, and
+        those still running go on with a new lead. A batch of writes costs about as many polls as one write,
+        plus one per write at the end; at the deadline every part still open is looked at once more. A poll
+        that ends a wait badly (the Operation lost) is that write's
+        DPGError; the others go on.
+        """
+        out: list[WriteOutcome | DPGError] = list(outcomes)
+        ops = {i: o.operation for i, o in enumerate(outcomes) if o.state == "running" and o.operation}
+        etags: dict[int, str | None] = dict.fromkeys(ops)
+        floor: float | None = None
+        total = len(outcomes)
+
+        async def poll(i: int) -> float | None:
+            try:
+                fresh, etags[i], at_least = await self._poll_once(ops[i], etags[i], deadline, accepted=True)
+            except DPGError as err:
+                out[i] = err
+                del ops[i]
+                return None
+            if fresh is not None:
+                ops[i] = fresh
+                if fresh.is_terminal:
+                    del ops[i]
+                    done = outcomes[i]
+                    out[i] = done.model_copy(
+                        update={"state": "succeeded" if fresh.succeeded else "failed", "operation": fresh}
+                    )
+            return at_least
+
+        async def report() -> None:  # progress counted in parts: it only ever goes up
+            if progress is not None:
+                with contextlib.suppress(Exception):  # a broken progress channel must not break the write
+                    await progress(
+                        float(total - len(ops)), float(total), f"{total - len(ops)} of {total} parts done"
+                    )
+
+        async def sweep() -> None:
+            async with anyio.create_task_group() as tg:
+                for i in list(ops):
+                    tg.start_soon(poll, i)
+
+        while ops:
+            await report()
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                await sweep()  # a last look at every part, so none that ended is reported running
+                break
+            lead = max(ops)
+            hint = operation_hint(ops[lead])
+            elapsed = self._clock() - start
+            delay = poll_delay(elapsed, floor=self.poll_initial_s, cap=self.poll_max_s, hint=hint)
+            await self._sleep(min(max(delay, floor or 0.0), remaining))
+            floor = await poll(lead)
+            if lead not in ops and ops:
+                await sweep()  # the lead ended: look at the rest, together
+        for i in ops:  # the shared deadline passed: still running, and not "applied earlier" yet
+            running = out[i]
+            if isinstance(running, WriteOutcome):
+                out[i] = running.model_copy(update={"operation": ops[i], "replayed": False})
+        await report()
+        return out
 
     async def _report(self, progress: ProgressFn | None, start: float, total: float, message: str) -> None:
         if progress is None:

@@ -106,13 +106,20 @@ async def with_retries(
     *,
     sleep: SleepFn,
     rng: random.Random,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    on_retry: Callable[[int, BaseException, float], Awaitable[None]] | None = None,
+    give_up: Callable[[BaseException, int], DPGError] | None = None,
 ) -> R:
-    """Run `once` under the policy and the current call's deadline.
+    """Run `once` under the policy, the current call's deadline and, if given, `deadline` on `clock`
+    (the write runner's own budget).
 
-    Raises the last DPGError as is; a transport failure (no answer) as TransportFailure; running out of
-    the call's time as TransportFailure with code "timeout".
+    Raises the last DPGError as is; a transport failure (no answer) as `give_up(exc, attempts)` or a
+    TransportFailure; running out of the call's time as TransportFailure with code "timeout".
+    `on_retry(attempt, exc, wait)` runs before each wait (logs, progress).
     """
     counts = _Counts()
+    tries = {"n": 0}
 
     def retryable(state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
@@ -141,13 +148,23 @@ async def with_retries(
         return policy.backoff(counts.failures, rng)
 
     def stop(state: RetryCallState) -> bool:
-        left = remaining()  # the wait alone would pass the call's deadline: stop here
-        return left is not None and state.upcoming_sleep >= left
+        # the wait alone would pass the call's deadline, or the caller's own: stop here
+        left = remaining()
+        if left is not None and state.upcoming_sleep >= left:
+            return True
+        return deadline is not None and clock() + state.upcoming_sleep >= deadline
 
-    def before_sleep(state: RetryCallState) -> None:
+    async def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        if on_retry is not None and exc is not None:
+            await on_retry(state.attempt_number, exc, state.upcoming_sleep)
+            return
         kind = f"HTTP {exc.status}" if isinstance(exc, DPGError) else type(exc).__name__
         log.info("%s: %s; retry in %.2fs", label, kind, state.upcoming_sleep)
+
+    async def counted() -> R:
+        tries["n"] += 1
+        return await once()
 
     retrying = AsyncRetrying(
         sleep=sleep,
@@ -158,10 +175,12 @@ async def with_retries(
         reraise=True,
     )
     try:
-        return await retrying(once)
+        return await retrying(counted)
     except httpx2.TransportError as exc:
         if remaining() is not None and (remaining() or 0) <= 0.05:
             raise out_of_time(label) from exc
+        if give_up is not None:
+            raise give_up(exc, tries["n"]) from exc
         attempts = counts.failures
         raise TransportFailure(f"{label}: {_describe(exc)} (gave up after {attempts} attempts)") from exc
 

@@ -152,6 +152,7 @@ def build_app(
         instructions="dpg-mcp: tools for a Digital Photo Gallery account.",
         log_level=log_level,
         hosted=True,
+        apps=settings.apps,
     )
     # Creates the session manager (stateful sessions for 2025-11-25 clients unless --stateless; 2026-07-28
     # requests are stateless either way). Its own Starlette wrapper is not used: ours adds the front door.

@@ -4,6 +4,7 @@ tool models in dpg_mcp/tools declare fields; this module decides how they are pu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from mcp.types import ToolAnnotations
@@ -90,7 +91,30 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema), so clients that validate structuredContent keep working. Outputs leave None fields out.
     """
     full = model.model_json_schema(by_alias=True, mode="serialization")
-    return {"type": "object", "properties": {name: {} for name in full.get("properties") or {}}}
+    defs = full.get("$defs", {})
+    props: dict[str, Any] = {}
+    for name, sub in (full.get("properties") or {}).items():
+        held = _items_hold(sub, defs)
+        props[name] = {"description": held} if held else {}
+    return {"type": "object", "properties": props}
+
+
+def _items_hold(node: Any, defs: Mapping[str, Any]) -> str | None:
+    """What a list's items hold, in a few words: "each: uuid, title, rating…" (cheaper than their schema)."""
+    if not isinstance(node, dict):
+        return None
+    items = node.get("items")
+    ref = items.get("$ref") if isinstance(items, dict) else None
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        fields = (defs.get(ref.removeprefix("#/$defs/")) or {}).get("properties") or {}
+        names = list(fields)
+        return "each: " + ", ".join(names[:6]) + (", …" if len(names) > 6 else "") if names else None
+    for key in ("anyOf", "oneOf"):
+        for sub in node.get(key) or []:
+            held = _items_hold(sub, defs)
+            if held:
+                return held
+    return None
 
 
 def annotations_for(spec: ToolSpec) -> ToolAnnotations:

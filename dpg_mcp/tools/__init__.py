@@ -20,8 +20,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="search_images",
         title="Search images",
-        description="Find photos by text, keyword, rating, camera, date, map area or set; compact results. "
-        "For one photo's full detail use get_image.",
+        description="Find photos by text, keyword, rating, camera, date or map area. "
+        "A set's photos: browse_sets; one in full: get_image.",
         scope=R,
         toolset="images",
         read_only=True,
@@ -130,7 +130,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         name="edit_metadata",
         title="Edit metadata",
         description="Set IPTC metadata, alt text, credits or crops on photos, or copy in their embedded "
-        "caption, keywords, date. Titles: caption_image.",
+        "caption, keywords, date.",
         scope="api.metadata.write",
         toolset="metadata",
         read_only=False,
@@ -144,8 +144,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="browse_sets",
         title="Browse sets",
-        description="The tree of sets (galleries, folders, events), or one set opened: details, photos in "
-        "gallery order with visibility, child sets, snapshots.",
+        description="The tree of sets, or one set opened: details, photos in gallery order with visibility, "
+        "child sets, snapshots.",
         scope=R,
         toolset="sets",
         read_only=True,
@@ -163,7 +163,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         toolset="sets",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,  # a repeat after the 10-minute replay window creates another
         input_model=sets.CreateSetArgs,
         output_model=sets.SetWriteResult,
         handler=sets.create_set,
@@ -224,8 +224,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="publish_set",
         title="Publish set",
-        description="Show or hide a set's photos now, or keep them hidden until a release time (embargo). "
-        "Without image_uuids, photos hidden with no release time stay hidden.",
+        description="Show or hide a set's photos now, or hide them until a release time (embargo). "
+        "Without image_uuids, photos hidden with no release time stay so.",
         scope="api.sets.write",
         toolset="sets",
         read_only=False,
@@ -252,13 +252,12 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="upload_image",
         title="Upload image",
-        description="Add a new photo from base64 content, an https URL or a local file, "
-        "with its caption, keywords and set.",
+        description="Add a photo from base64, an https URL or a local file, with caption, keywords and set.",
         scope="api.upload",
         toolset="files",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,  # a repeat after the 10-minute replay window creates another
         input_model=files.UploadImageArgs,
         output_model=files.UploadResult,
         handler=files.upload_image,
@@ -285,7 +284,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         toolset="files",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,  # a repeat after the 10-minute replay window creates another
         input_model=files.BuildArchiveArgs,
         output_model=files.ArchiveResult,
         handler=files.build_archive,

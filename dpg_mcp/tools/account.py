@@ -49,7 +49,8 @@ async def check_operation(ctx: ToolContext, args: CheckOperationArgs) -> ToolRes
         message = f"Operation {op.uuid} ({kind}) succeeded"
     else:
         state = "partial" if outcome.state == "succeeded" else "failed"
-        message = f"Operation {op.uuid} ({kind}) {'partly failed' if state == 'partial' else 'failed'}"
+        ended = "failed" if op.status in ("failed", "succeeded") else f"ended {op.status}"
+        message = f"Operation {op.uuid} ({kind}) {'partly failed' if state == 'partial' else ended}"
     if ok_count is not None or bad_count is not None:
         message += f": {plural(ok_count or 0, 'item')} succeeded, {bad_count or 0} failed"
     n_images = len(op.image_public_uuids)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dpg_mcp.dpg.errors import Redactor
 from dpg_mcp.tools.base import ToolResult
 from dpg_mcp.tools.render import MAX_RESULT_BYTES, TAG, fit
 
@@ -69,9 +70,16 @@ def seal_text(text: str, redact: Redact, limit: int = MAX_RESULT_BYTES) -> str:
 
 def seal(result: ToolResult, redact: Redact) -> Outgoing:
     """A tool result on its way out: secrets removed everywhere, text + structure within the cap."""
-    structured = redact_all(result.structured.model_dump(mode="json", by_alias=True), redact)
+    structured = result.structured.model_dump(mode="json", by_alias=True)
+    # One look at the whole structure as JSON (the JSON-escaped form of a secret is among those looked
+    # for); only a result that holds a secret is walked string by string.
+    dumped = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
+    quick = isinstance(redact, Redactor) and redact.json_safe
+    if not quick or redact(dumped) != dumped:
+        structured = redact_all(structured, redact)
+        dumped = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
     text = redact(result.text)
-    if _bytes(structured) + len(text.encode("utf-8")) > MAX_RESULT_BYTES:
+    if len(dumped.encode("utf-8")) + len(text.encode("utf-8")) > MAX_RESULT_BYTES:
         if _bytes(structured) > MAX_RESULT_BYTES * _STRUCTURED_SHARE:
             structured = fit(structured, int(MAX_RESULT_BYTES * _STRUCTURED_SHARE))
         text = cut_text(text, MAX_RESULT_BYTES - _bytes(structured))

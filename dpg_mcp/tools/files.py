@@ -192,12 +192,13 @@ class _Upload:
     def __init__(self, ctx: ToolContext, body: dict[str, Any], name: str, data: bytes, mime: str) -> None:
         self.ctx, self.body, self.name, self.data, self.mime = ctx, body, name, data, mime
         self.asked_at = ctx.runner._wall()  # no image of this upload can be older than this
+        self.gone = False  # an image this upload made was looked up and is gone (deleted)
 
     async def run(self, held: Held) -> tuple[str, str]:
         prev = held.previous
         if held.claim.mode is Mode.REUSE and prev is not None:
             # An earlier run of this upload may have made the image: look before sending anything.
-            found = await self._made_by(prev.made, prev.tx, prev.key_at)
+            found, _ = await self._made_by(prev.made, prev.tx, prev.key_at)
             if found:
                 await held.settle(State.DONE, made=found)
                 return found, "earlier"
@@ -211,11 +212,11 @@ class _Upload:
                     raise
                 # The ticket came back replayed (same key) from a run whose file POST may have landed.
                 since = min(prev.key_at, self.asked_at) if prev is not None else self.asked_at
-                found = await self._made_by(None, tx, since)
+                found, traceable = await self._made_by(None, tx, since)
                 if found:
                     await held.settle(State.DONE, made=found)
                     return found, "earlier" if tx == (prev.tx if prev else "") else "now"
-                if err.code == "ticket_used":
+                if err.code == "ticket_used" and not (traceable or self.gone):
                     raise DPGError(
                         409,
                         "ticket_used",
@@ -223,7 +224,8 @@ class _Upload:
                         "which image it made",
                         detail=f"find it with search_images (filename {self.name!r}) before uploading again",
                     ) from err
-                # Expired, and it made no image: a new ticket under a new key, which the ledger follows.
+                # Expired and it made no image, or the image it made is gone: a new ticket under a new key,
+                # which the ledger follows from now on.
                 key = new_key()
                 await held.note(key=key)
                 continue
@@ -274,30 +276,34 @@ class _Upload:
             raise DPGError(502, "invalid_response", "the image processor did not return the new image id")
         return new_id
 
-    async def _made_by(self, made: str | None, tx: str | None, since: float) -> str | None:
-        """The image an earlier run made (the one recorded, or the one its transaction produced), if any."""
+    async def _made_by(self, made: str | None, tx: str | None, since: float) -> tuple[str | None, bool]:
+        """The image an earlier run made (the one recorded, or the one its transaction produced), if it
+        still exists; and whether DPG shows images' transactions at all (if not, "not found" proves nothing).
+        """
         client = self.ctx.client
         if made:
             try:
                 await client.get_image(made)
-                return made
+                return made, True
             except DPGError as err:
                 if err.status != 404:
                     raise
+                self.gone = True
         if not tx:
-            return None
+            return None, bool(made)
         stamp_from = datetime.fromtimestamp(since - _TX_SLACK_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        offset = 0
+        offset, traceable = 0, bool(made)
         for _ in range(10):  # at most 2,000 recent uploads looked at
             page = await client.list_images(limit=200, offset=offset, created_at_from=stamp_from)
             for img in page.items:
                 extra = img.model_extra or {}
+                traceable = traceable or "transaction_uuid" in extra
                 if extra.get("transaction_uuid") == tx:
-                    return img.public_uuid
+                    return img.public_uuid, True
             if not page.has_more or page.next_offset is None:
-                return None
+                break
             offset = page.next_offset
-        return None
+        return None, traceable
 
 
 async def _progress(ctx: ToolContext, step: int, message: str) -> None:

@@ -82,10 +82,9 @@ class SearchImagesArgs(Args):
     has_video: bool | None = None
     has_geo: bool | None = None
     bbox: str | None = Field(None, description="Map area: minLon,minLat,maxLon,maxLat")
-    set_uuid: Id | None = Field(None, description="This set's images in gallery order; no other filters")
     best_first: bool = Field(False, description="Highest rated first")
     facets: bool = Field(False, description="Add counts per keyword, rating, camera, year")
-    contact_sheet: bool = Field(False, description="Show the first 24 in one numbered image")
+    contact_sheet: bool = False
     limit: Limit = 20
     offset: Offset = 0
 
@@ -95,18 +94,13 @@ class SearchImagesArgs(Args):
             raise ValueError("exif_value needs exif_property")
         if self.bbox is not None:
             _check_bbox(self.bbox)
-        if self.set_uuid and (self.filters() or self.facets or self.best_first):
-            raise ValueError(
-                "set_uuid lists a set in gallery order and takes no other filters nor facets "
-                "(for a set's best photos: browse_sets with min_rating)"
-            )
         if self.best_first and self.rating is not None:
             raise ValueError("best_first orders by rating; with an exact rating there is nothing to order")
         return self
 
     def filters(self) -> dict[str, Any]:
         return self.model_dump(
-            exclude={"set_uuid", "best_first", "facets", "contact_sheet", "limit", "offset"},
+            exclude={"best_first", "facets", "contact_sheet", "limit", "offset"},
             exclude_none=True,
         )
 
@@ -203,9 +197,8 @@ async def _best_first(ctx: ToolContext, args: SearchImagesArgs) -> tuple[_Walked
 
 async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
     order_note = ""
-    if args.set_uuid:
-        page: Any = await ctx.client.set_images(args.set_uuid, limit=args.limit, offset=args.offset)
-    elif args.best_first:
+    page: Any
+    if args.best_first:
         page, order_note = await _best_first(ctx, args)
     else:
         page = await ctx.client.list_images(limit=args.limit, offset=args.offset, **args.filters())
@@ -241,7 +234,7 @@ async def search_images(ctx: ToolContext, args: SearchImagesArgs) -> ToolResult:
 
 class GetImageArgs(Args):
     image_uuid: Id
-    preview: bool = Field(True, description="Attach a JPEG preview")
+    preview: bool = True
     preview_size: int = Field(320, ge=64, le=1024, description="Its long side, px")
 
 
@@ -445,9 +438,7 @@ def _one_photo(data: Any) -> Any:
 
 
 class CaptionImageArgs(Args):
-    photos: list[PhotoCaption] = Field(
-        min_length=1, max_length=MAX_CAPTIONS, description="Each with its own fields; up to 100"
-    )
+    photos: list[PhotoCaption] = Field(min_length=1, max_length=MAX_CAPTIONS)
 
     _flat = model_validator(mode="before")(_one_photo)
 
@@ -461,7 +452,7 @@ class CaptionImageArgs(Args):
 
 class CaptionImageArgsNoAlt(CaptionImageArgs):
     photos: list[PhotoCaptionNoAlt] = Field(  # type: ignore[assignment]
-        min_length=1, max_length=MAX_CAPTIONS, description="Each with its own fields; up to 100"
+        min_length=1, max_length=MAX_CAPTIONS
     )
 
 

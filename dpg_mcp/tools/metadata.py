@@ -35,12 +35,19 @@ class KeywordsResult(Out):
 
 
 async def list_keywords(ctx: ToolContext, args: ListKeywordsArgs) -> ToolResult:
+    stopped = ""
     if args.namespace is None and not args.prefix:
         page = await ctx.client.keywords(limit=args.limit, offset=args.offset)
         rows, total = page.items, page.total
         next_offset = page.next_offset if page.has_more else None
     else:
-        matches = [k for k in await _vocabulary(ctx) if _matches(k, args.namespace, args.prefix)]
+        vocabulary, complete = await _vocabulary(ctx)
+        matches = [k for k in vocabulary if _matches(k, args.namespace, args.prefix)]
+        if not complete:
+            stopped = (
+                f"Only the {len(vocabulary)} most used keywords were searched (the vocabulary is larger): "
+                "narrow with a longer prefix or a namespace.\n"
+            )
         rows, total = matches[args.offset : args.offset + args.limit], len(matches)
         next_offset = args.offset + len(rows) if args.offset + len(rows) < len(matches) else None
     all_namespaces = [n for n in await ctx.client.namespaces() if n.namespace]
@@ -61,20 +68,25 @@ async def list_keywords(ctx: ToolContext, args: ListKeywordsArgs) -> ToolResult:
             else ".\n"
         )
     )
-    text += fence(json.dumps({"keywords": out.keywords, "namespaces": namespaces}, ensure_ascii=False))
+    text = (
+        stopped
+        + text
+        + fence(json.dumps({"keywords": out.keywords, "namespaces": namespaces}, ensure_ascii=False))
+    )
     return ToolResult(out, text)
 
 
-async def _vocabulary(ctx: ToolContext) -> list[KeywordCount]:
+async def _vocabulary(ctx: ToolContext) -> tuple[list[KeywordCount], bool]:
+    """The account's keywords, most used first, bounded: (rows, whether that was all of them)."""
     rows: list[KeywordCount] = []
     offset = 0
     while len(rows) < _MAX_VOCABULARY:
         page = await ctx.client.keywords(limit=200, offset=offset)
         rows += page.items
         if not page.has_more or page.next_offset is None or not page.items:
-            break
+            return rows, True
         offset = page.next_offset
-    return rows
+    return rows, False
 
 
 def _matches(k: KeywordCount, namespace: str | None, prefix: str | None) -> bool:
@@ -115,6 +127,7 @@ class TagImagesArgs(Args):
 
 
 MAX_HOLDERS_SCAN = 5_000  # images read per keyword to learn which of the given ones already carry it
+MAX_CHECKED_KEYWORDS = 20  # keywords of one call checked that way
 
 
 async def keyword_holders(ctx: ToolContext, keyword: str, among: set[str]) -> set[str] | None:
@@ -138,8 +151,11 @@ async def tag_images(ctx: ToolContext, args: TagImagesArgs) -> ToolResult:
     ids = list(args.image_uuids)
     among = set(ids)
     # What each image already carries decides what is sent and what the result says (never "added" twice).
-    have_add = {k: await keyword_holders(ctx, k, among) for k in args.add}
-    have_remove = {k: await keyword_holders(ctx, k, among) for k in args.remove}
+    # Bounded: past MAX_CHECKED_KEYWORDS keywords the check is skipped, and the result says it was not made.
+    check = len(args.add) + len(args.remove) <= MAX_CHECKED_KEYWORDS
+    have_add = {k: await keyword_holders(ctx, k, among) if check else None for k in args.add}
+    have_remove = {k: await keyword_holders(ctx, k, among) if check else None for k in args.remove}
+    unchecked = any(v is None for v in (*have_add.values(), *have_remove.values()))
     items: list[WriteItem] = []
     gains: set[str] = set()
     losses: set[str] = set()
@@ -171,6 +187,9 @@ async def tag_images(ctx: ToolContext, args: TagImagesArgs) -> ToolResult:
             part = f"{phrase} removed from {len(losses)} of {plural(n, 'image')}"
             parts.append(part + f"; {n - len(losses)} did not have it")
     summary = "; ".join(p[:1].upper() + p[1:] if i == 0 else p for i, p in enumerate(parts))
+    if unchecked:  # the counts above would be guesses: say only what was sent
+        summary = f"{_kw_phrase([*args.add, *args.remove])} sent for {plural(n, 'image')} (not checked which "
+        summary += "already had them; DPG keeps one of each)"
     if not items:
         result = WriteResult(state="succeeded", message=summary + ". Nothing needed changing.", succeeded=n)
         return ToolResult(result, write_text(result))

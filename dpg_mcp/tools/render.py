@@ -151,6 +151,9 @@ def plural(n: int, word: str) -> str:
 
 def paging_line(shown: int, total: int | None, next_offset: int | None, omitted: int, noun: str) -> str:
     of = f" of {total}" if total is not None else ""
+    if (total if total is not None else shown) == 1:  # "1 image", "1 of 1 image", never "1 images"
+        head, sep, rest = noun.partition(" ")
+        noun = head.removesuffix("s") + sep + rest
     line = f"{shown}{of} {noun}"
     if omitted:
         line += f"; {omitted} more left out to keep the result small"

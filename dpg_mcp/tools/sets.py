@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, StrictBool, field_validator, model_validator
 
 from dpg_mcp.dpg.errors import DPGError
-from dpg_mcp.dpg.models import Set, SetImage, SetNode
+from dpg_mcp.dpg.models import Set, SetImage, SetNode, Snapshot
 from dpg_mcp.dpg.operations import WriteOutcome
 from dpg_mcp.tools.base import Args, Out, ToolContext, ToolResult
 from dpg_mcp.tools.errors import NeedsConfirmation, ToolInputError
@@ -31,8 +31,6 @@ from dpg_mcp.tools.render import (
 from dpg_mcp.tools.shapes import ImageItem, WriteResult, visibility_lines
 from dpg_mcp.tools.writes import WriteItem, apply_writes, confirmed, create_one, declined, write_text
 
-COLOURS = "none, red, orange, yellow, green, blue, purple or grey"
-TYPES = "gallery, folder or event"
 _MAX_SET_IMAGES = 10_000  # read when an order or a visibility change needs the whole set
 _MAX_TREE_NODES = 500
 CHILDREN_BUDGET = 15_000  # of render.LIST_BUDGET, for an opened set's child sets; its images get the rest
@@ -72,6 +70,19 @@ class SnapshotItem(Out):
     uuid: str
     created_at: str | None = None
     images: int
+    hidden: int | None = None  # photos it had hidden, when DPG says
+
+    @classmethod
+    def of(cls, n: Snapshot) -> SnapshotItem:
+        kept = (n.model_extra or {}).get("hidden")  # tolerated: the snapshot's visibility, when listed
+        hidden = len(kept) if isinstance(kept, list) else None
+        return cls(
+            uuid=n.uuid, created_at=stamp(n.created_at), images=len(n.image_public_uuids), hidden=hidden
+        )
+
+    def line(self) -> str:
+        hidden = f", {self.hidden} hidden" if self.hidden is not None else ""
+        return f"- {self.uuid} | {self.created_at} | {plural(self.images, 'image')}{hidden}"
 
 
 class BrowseResult(Out):
@@ -90,9 +101,9 @@ class BrowseSetsArgs(Args):
         None, min_length=1, max_length=191, description="Find a set by name; one match opens"
     )
     min_rating: int | None = Field(None, ge=0, le=5, description="Opened set: rated at least this")
-    contact_sheet: bool = Field(False, description="Show the first 24 in one numbered image")
-    limit: Limit = Field(20, description="Images per page")
-    offset: Offset = Field(0, description="Images (or tree nodes) to skip")
+    contact_sheet: bool = False
+    limit: Limit = 20
+    offset: Offset = 0
 
     @model_validator(mode="after")
     def _check(self) -> BrowseSetsArgs:
@@ -209,8 +220,7 @@ async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found
     if omitted:
         next_offset = args.offset + len(images)
     snapshots = [
-        SnapshotItem(uuid=n.uuid, created_at=stamp(n.created_at), images=len(n.image_public_uuids))
-        for n in sorted(snaps, key=lambda n: str(n.created_at or ""), reverse=True)[:30]
+        SnapshotItem.of(n) for n in sorted(snaps, key=lambda n: str(n.created_at or ""), reverse=True)[:30]
     ]
     out = BrowseResult(
         sets=child_sets,
@@ -239,8 +249,8 @@ async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found
         text.append(f"{plural(len(out.sets), 'child set')}{more}:")
         text.append(fence(_set_lines(out.sets)))
     if snapshots:
-        text.append("Snapshots (newest first; restore_set takes one):")
-        text += [f"- {n.uuid} | {n.created_at} | {plural(n.images, 'image')}" for n in snapshots]
+        text.append("Snapshots (newest first; each write that took one named it; restore_set takes one):")
+        text += [n.line() for n in snapshots]
     pictures: list[tuple[bytes, str]] = []
     if args.contact_sheet and images:
         sheet, shown = await contact_sheet(ctx, items[: len(images)])
@@ -269,8 +279,8 @@ class SetWriteResult(WriteResult):
 class CreateSetArgs(Args):
     name: str = Field(min_length=1, max_length=191)
     parent_uuid: Id | None = Field(None, description="Parent set; omit for top level")
-    colour: str | None = Field(None, description=COLOURS)
-    type: str | None = Field(None, description=TYPES)
+    colour: str | None = None
+    type: str | None = None
     description: str | None = Field(None, max_length=5000)
 
 
@@ -313,8 +323,8 @@ class UpdateSetArgs(Args):
     set_uuid: Id
     name: str | None = Field(None, min_length=1, max_length=191)
     description: str | None = Field(None, max_length=5000)
-    colour: str | None = Field(None, description=COLOURS)
-    type: str | None = Field(None, description=TYPES)
+    colour: str | None = None
+    type: str | None = None
     lead_image_uuid: Id | None = None
     parent_uuid: str | None = Field(None, description='Move under this set; "" = top level')
 
@@ -507,7 +517,7 @@ class PublishSetArgs(Args):
     set_uuid: Id
     hidden: StrictBool = Field(description="true hides; false shows now and ends any embargo")
     activation_time: IsoZoned | None = Field(
-        None, description="With hidden=true: release then, ISO 8601 with zone, e.g. 2026-12-01T09:00:00Z"
+        None, description="With hidden=true: release then, e.g. 2026-12-01T09:00:00Z"
     )
     image_uuids: ImageIds500 | None = Field(None, description="Omit for every image in the set")
 

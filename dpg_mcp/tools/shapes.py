@@ -51,7 +51,8 @@ class WriteResult(Out):
     """A write's outcome. state: succeeded, partial, failed, running (see `next`) or cancelled.
 
     `failures` holds Failure dumps (plain objects keep every write tool's output schema small).
-    `message` says what changed, and "already applied earlier; nothing done twice" on a replay.
+    `message` says what changed: its words come from the write ledger's state and DPG's answer (see
+    tools/writes.py), e.g. "created earlier" only when DPG replayed the same call.
     """
 
     state: str

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from pydantic import BaseModel
 
 from dpg_mcp.dpg.errors import DPGError
@@ -39,6 +40,8 @@ MAX_RESENDS = 10  # refused entries dropped from one chunk before the chunk is g
 # A many-part write starts no new part once this share of the runner's wait budget is spent, so the whole
 # call ends within the host's tool timeout (one part can still take up to the full budget).
 CHUNKS_SHARE_OF_BUDGET = 0.33
+# Chunks sent at once: ImageIds500 makes at most ten, so a 500-image call sends them all together.
+MAX_IN_FLIGHT = 10
 NOT_APPLIED = "refused with its batch because of other unknown ids; call again without those ids"
 
 Done = Callable[[int], str]
@@ -111,19 +114,6 @@ def running_result(outcome: WriteOutcome, what: str, tool: str | None = None) ->
     if outcome.joined:
         message += "; this call joined the identical one already running"
     return WriteResult(state="running", message=message + ".", operation_id=op.uuid, next=RUNNING_NEXT)
-
-
-def _chunk_progress(ctx: ToolContext, index: int, count: int) -> ProgressFn | None:
-    """Runner progress of one chunk, mapped into the whole call so it only ever goes up."""
-    report = ctx.progress
-    if report is None:
-        return None
-
-    async def chunk_report(done: float, total: float | None, message: str) -> None:
-        frac = min(max(done / total, 0.0), 1.0) if total else 0.0
-        await report(index + frac, float(count), f"part {index + 1} of {count}: {message}")
-
-    return chunk_report
 
 
 def failures_for(images: Sequence[str | None], err: dict[str, Any] | DPGError) -> list[Failure]:
@@ -303,7 +293,11 @@ def _images(items: Sequence[WriteItem]) -> list[str]:
 async def _send_batches(
     ctx: ToolContext, tool: str, held: Held, items: Sequence[WriteItem], done: Done
 ) -> WriteResult:
-    """Send the items not yet applied in chunks of 50, settle the action, and merge one result."""
+    """Send the items not yet applied in chunks of 50, settle the action, and merge one result.
+
+    The chunks go out at once (up to MAX_IN_FLIGHT), share one deadline, and their Operations are followed
+    together (`WriteRunner.follow_together`); their outcomes are then merged in chunk order.
+    """
     previous = held.previous
     applied_before = (
         set(previous.done_items) if previous is not None and previous.state is State.PARTIAL else set()
@@ -317,7 +311,46 @@ async def _send_batches(
     bad: set[str] = set()
     unsent: set[str] = set()
     applied: list[str] = sorted(applied_before)
+    runner = ctx.runner
+    start = runner._clock()
+    deadline = start + runner.budget_s  # one deadline for every chunk
+    sent: list[_Sent | None] = [None] * len(chunks)
     started = ctx.clock()
+    stopped = False
+    limiter = anyio.CapacityLimiter(MAX_IN_FLIGHT)
+
+    async def send(index: int, chunk: list[WriteItem]) -> None:
+        nonlocal stopped
+        async with limiter:
+            # A chunk still queued when the call's share of the budget is spent is not started: the same
+            # call again sends it (only when there are more chunks than MAX_IN_FLIGHT).
+            if stopped or (index and ctx.clock() - started > runner.budget_s * CHUNKS_SHARE_OF_BUDGET):
+                stopped = True
+                return
+            sent[index] = await _send_chunk(ctx, held, chunk, start=start, deadline=deadline)
+
+    async with anyio.create_task_group() as tg:
+        for index, chunk in enumerate(chunks):
+            if MAX_IN_FLIGHT == 1:
+                await send(index, chunk)  # one at a time, in order
+            else:
+                tg.start_soon(send, index, chunk)
+
+    # Follow every accepted chunk's Operation together, on one pace.
+    waiting = [i for i, x in enumerate(sent) if x is not None and x.outcome is not None]
+    ended = await runner.follow_together(
+        [x.outcome for i in waiting if (x := sent[i]) is not None and x.outcome is not None],
+        start=start,
+        deadline=deadline,
+        progress=ctx.progress,
+    )
+    for i, final in zip(waiting, ended, strict=True):
+        chunk_sent = sent[i]
+        assert chunk_sent is not None
+        if isinstance(final, DPGError):
+            sent[i] = _Sent(None, chunk_sent.pending, chunk_sent.dropped, final)
+        else:
+            chunk_sent.outcome = final
 
     async def settle(state: State) -> None:
         await held.settle(state, done_items=tuple(dict.fromkeys(applied)))
@@ -327,62 +360,74 @@ async def _send_batches(
             done, ok + len(earlier_images), failures, failed, not_sent, earlier=len(earlier_images)
         )
 
-    for index, chunk in enumerate(chunks):
-        later = {i for rest in chunks[index + 1 :] for item in rest for i in item.images}
-        if index and ctx.clock() - started > ctx.runner.budget_s * CHUNKS_SHARE_OF_BUDGET:
-            # Stop starting parts in time for the host's tool timeout; the same call again sends the rest.
-            rest = {i for item in chunk for i in item.images} | later
-            unsent = rest - bad
-            await settle(State.PARTIAL)
-            result = finish(_ok(images, bad, unsent), len(bad), 0)
-            result.state = "partial"
-            result.message = result.message[:-1] + (
-                f"; {plural(len(unsent), 'image')} not sent yet, to stay within the time limit. "
-                f"Call {tool} again with the same arguments to send only those."
-            )
-            result.next = f"call {tool} again with the same arguments"
-            return result
-        progress = _chunk_progress(ctx, index, len(chunks))
-        sent = await _send_chunk(ctx, held, chunk, progress)
-        for item, refusal in sent.dropped:
+    answered = [x for x in sent if x is not None]
+    if answered and all(x.error is not None and not x.dropped for x in answered) and not applied_before:
+        first = answered[0].error
+        assert first is not None
+        if not any(x.error is not None and x.error.retryable for x in answered):
+            await settle(State.FAILED)
+        raise first  # nothing applied: the call's error (the runner adds what a resend does)
+    unsent = {
+        i for chunk, x in zip(chunks, sent, strict=True) if x is None for item in chunk for i in item.images
+    }
+    no_answer: DPGError | None = None
+    running: list[WriteOutcome] = []
+    for x in answered:
+        for item, refusal in x.dropped:
             failures += failures_for(list(item.images), refusal)
             bad.update(item.images)
-        outcome, pending, err = sent.outcome, sent.pending, sent.error
-        if err is not None:
-            if index == 0 and not failures and not applied_before:
-                if not err.retryable:
-                    await settle(State.FAILED)
-                raise err  # nothing applied yet: the call's error (the runner adds what a resend does)
-            chunk_images = [i for item in pending for i in item.images]
-            failures += failures_for(chunk_images, err)
+        if x.error is not None:
+            chunk_images = [i for item in x.pending for i in item.images]
+            failures += failures_for(chunk_images, x.error)
             bad.update(chunk_images)
-            if err.status in _ITEM_STATUSES:
-                continue
-            # No answer for this part: it may have been applied; the rest was not sent.
-            unsent = later - bad
-            await settle(State.UNKNOWN)
-            result = finish(_ok(images, bad, unsent), len(bad), len(unsent))
-            result.message = result.message[:-1] + ". " + resend_advice(Kind.SET, tool)
-            return result
-        if outcome is None:
+            if x.error.status not in _ITEM_STATUSES:
+                no_answer = no_answer or x.error  # this part may have been applied
             continue
-        if outcome.state == "running":
-            await settle(State.UNKNOWN)
-            result = running_result(outcome, done(len(images)), tool)
-            if later:
-                result.message += (
-                    f" {plural(len(later - bad), 'image')} not sent yet: after check_operation, call {tool} "
-                    "again with the same arguments."
-                )
-            result.failures = dump_failures(failures[:MAX_FAILURES_SHOWN])
-            result.failed = len(bad)
-            return result
-        ok_items, chunk_bad = _chunk_result(outcome.operation, pending)
+        if x.outcome is None:
+            continue
+        if x.outcome.state == "running":
+            running.append(x.outcome)
+            continue
+        ok_items, chunk_bad = _chunk_result(x.outcome.operation, x.pending)
         applied += [item.digest for item in ok_items]
         for image, facts in chunk_bad:
             failures += failures_for([image], facts)
             if image:
                 bad.add(image)
+    unsent -= bad
+    if running:
+        await settle(State.UNKNOWN)
+        result = running_result(running[0], done(len(images)), tool)
+        if len(running) > 1:
+            result.message += (
+                f" {len(running)} of {len(chunks)} parts are still running; after check_operation, call "
+                f"{tool} again with the same arguments."
+            )
+        if unsent:
+            result.message += (
+                f" {plural(len(unsent), 'image')} not sent yet: after check_operation, call {tool} "
+                "again with the same arguments."
+            )
+        result.failures = dump_failures(failures[:MAX_FAILURES_SHOWN])
+        result.failed = len(bad)
+        return result
+    if no_answer is not None:
+        # No answer for a part: it may have been applied.
+        await settle(State.UNKNOWN)
+        result = finish(_ok(images, bad, unsent), len(bad), len(unsent))
+        result.message = result.message[:-1] + ". " + resend_advice(Kind.SET, tool)
+        return result
+    if unsent:
+        # Stopped in time for the host's tool timeout; the same call again sends the rest.
+        await settle(State.PARTIAL)
+        result = finish(_ok(images, bad, unsent), len(bad), 0)
+        result.state = "partial"
+        result.message = result.message[:-1] + (
+            f"; {plural(len(unsent), 'image')} not sent yet, to stay within the time limit. "
+            f"Call {tool} again with the same arguments to send only those."
+        )
+        result.next = f"call {tool} again with the same arguments"
+        return result
     ok = _ok(images, bad, unsent)
     if not failures:
         await settle(State.DONE)
@@ -406,7 +451,7 @@ class _Sent:
 
 
 async def _send_chunk(
-    ctx: ToolContext, held: Held, chunk: Sequence[WriteItem], progress: ProgressFn | None
+    ctx: ToolContext, held: Held, chunk: Sequence[WriteItem], *, start: float, deadline: float
 ) -> _Sent:
     """Send one chunk as a batch under its own key; drop entries DPG refuses by name and send the rest again.
 
@@ -418,7 +463,6 @@ async def _send_chunk(
     runner = ctx.runner
     while pending:
         body = {"operations": [item.as_batch_entry() for item in pending]}
-        start = runner._clock()
         try:
             # Each body gets its own key (a chunk without a refused entry is another request); every retry
             # of one body reuses its key.
@@ -428,9 +472,10 @@ async def _send_chunk(
                 body,
                 held,
                 start=start,
-                deadline=start + runner.budget_s,
-                progress=progress,
+                deadline=deadline,
+                progress=None,
                 key=_fresh_key(),
+                follow=False,  # accepted is enough here: the caller follows every chunk together
             )
             return _Sent(outcome, pending, dropped)
         except DPGError as err:

@@ -31,15 +31,15 @@ DOCS_SHOTS = {"grid.png": "apps-grid.png", "sets.png": "apps-sets.png"}
 
 @pytest.fixture(scope="module")
 def sandbox_url() -> Iterator[str]:
-    # Archives take 1.5 s while dpg-mcp waits 0.3 s: build_archive hands back a handle the card must follow.
-    sb = Sandbox(SandboxConfig(seed=7, operation_seconds={"archive": 1.5}))
+    # Archives take 4 s while dpg-mcp waits 1 s: build_archive hands back a handle the card must follow.
+    sb = Sandbox(SandboxConfig(seed=7, operation_seconds={"archive": 4.0}))
     with serve_in_thread(sb) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def host_url(sandbox_url: str) -> Iterator[str]:
-    with serve_host(host_app(sandbox_url, TOKENS, wait_budget_s=0.3, asking=frozenset({"asking"}))) as url:
+    with serve_host(host_app(sandbox_url, TOKENS, wait_budget_s=1.0, asking=frozenset({"asking"}))) as url:
         yield url
 
 
@@ -104,7 +104,9 @@ def screenshot(drv: Any, name: str) -> Path:
         time.sleep(0.1)
     drv.execute_script("window.scrollTo(0, 0)")
     # The whole page, not just the viewport: the viewport is made as tall as the page for the picture.
-    height = int(drv.execute_script("return document.documentElement.scrollHeight"))
+    height = int(
+        drv.execute_script("return Math.ceil(document.getElementById('view').getBoundingClientRect().bottom)")
+    )
     metrics = {"width": 1100, "height": max(300, min(height, 3000)), "deviceScaleFactor": 1, "mobile": False}
     drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     try:

@@ -147,6 +147,7 @@ def test_no_apps_flag_and_env() -> None:
     assert load_settings(env={"DPG_NO_APPS": "1"}).apps is False
     assert settings_from(build_parser().parse_args(["--no-apps"])).apps is False
     assert settings_from(build_parser().parse_args([])).apps is True
+    assert settings_from(build_parser().parse_args(["serve", "--no-apps"])).apps is False  # hosted too
 
 
 # ------------------------------------------------------------------------------ raw bytes over stdio

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+import json
 import weakref
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from dpg_mcp.dpg.models import Facets, Image, Keyword, Operation, Page, SetNode, page_of
+from dpg_mcp.dpg.models import Facets, Image, Keyword, Operation, Page, SetNode, items_from_json, page_of
 
 GOOD_IMAGE = {
     "public_uuid": "u1",
@@ -70,3 +71,25 @@ def test_the_page_type_outlives_its_pages() -> None:
     ref = weakref.ref(type(page_of(Image, [])))
     gc.collect()
     assert ref() is not None and type(page_of(Image, [])) is ref()
+
+
+def test_a_list_body_in_one_pass_equals_item_by_item() -> None:
+    items = [GOOD_IMAGE, {**GOOD_IMAGE, "public_uuid": "u2", "rating": 3}]
+    body = json.dumps(items).encode()
+    fast = items_from_json(Image, b"  \n" + body)
+    assert fast is not None
+    assert [i.model_dump() for i in fast] == [Image.model_validate(x).model_dump() for x in items]
+    assert [i.model_extra for i in fast] == [{"brand_new": {"x": 1}}] * 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"images": []}',  # a wrapped list: the tolerant path unwraps it
+        json.dumps([GOOD_IMAGE, {**GOOD_IMAGE, "keywords": ["a:b"]}]).encode(),  # one item needs repair
+        json.dumps([{"title": "no id"}]).encode(),  # a bad item: the tolerant path reports it
+        b"[not json",
+    ],
+)
+def test_a_body_the_fast_path_cannot_take_goes_the_tolerant_way(body: bytes) -> None:
+    assert items_from_json(Image, body) is None

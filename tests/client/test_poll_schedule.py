@@ -8,7 +8,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from dpg_mcp.dpg.operations import WriteRunner, poll_delay
+from dpg_mcp.dpg.models import Operation
+from dpg_mcp.dpg.operations import WriteOutcome, WriteRunner, poll_delay
 from dpg_mcp.ledger import MemoryLedger
 from tests.client.helpers import FakeClock, Recorder, envelope, jresp, make_client, op
 
@@ -76,3 +77,60 @@ async def test_a_429_on_a_poll_waits_its_retry_after(clock: FakeClock) -> None:
     out = await runner.run("PATCH", "/v1/images/i", {"title": "x"}, principal="p", fingerprint="f")
     assert out.state == "succeeded" and polls == 2
     assert 3.0 in clock.sleeps
+
+
+def batch_world(
+    clock: FakeClock, ends: dict[str, float], lost: frozenset[str] = frozenset()
+) -> tuple[WriteRunner, Recorder]:
+    """Operations op-<n> that end `ends[op]` seconds after the start; a poll of one in `lost` is a 404."""
+    t0 = clock.now
+
+    def handler(r: httpx2.Request) -> httpx2.Response:
+        uuid = r.url.path.rsplit("/", 1)[1]
+        if uuid in lost:
+            return jresp(404, envelope("not_found"))
+        if clock.now - t0 >= ends[uuid]:
+            return jresp(200, op(uuid, "succeeded"), {"ETag": f'"{uuid}-s"'})
+        if r.headers.get("if-none-match") == f'"{uuid}-r"':
+            return httpx2.Response(304, headers={"ETag": f'"{uuid}-r"'})
+        return jresp(200, op(uuid, "running"), {"ETag": f'"{uuid}-r"'})
+
+    client, rec = make_client(handler, clock)
+    return WriteRunner(client, MemoryLedger(), 45.0, clock=clock, sleep=clock.sleep), rec
+
+
+def running(uuid: str) -> WriteOutcome:
+    return WriteOutcome(state="running", operation=Operation(uuid=uuid, status="running"), replayed=True)
+
+
+async def test_writes_sent_together_are_followed_together_with_few_polls(clock: FakeClock) -> None:
+    ends = {f"op-{n}": 0.2 for n in range(10)}
+    runner, rec = batch_world(clock, ends)
+    start = clock.now
+    out = await runner.follow_together(
+        [running(u) for u in ends], start=start, deadline=start + 45, progress=None
+    )
+    assert all(isinstance(o, WriteOutcome) and o.state == "succeeded" and o.replayed for o in out)
+    assert clock.now - start <= 0.2 + 0.02 + 1e-9  # seen within one poll of the end
+    # one lead polled every 20 ms, then one look at each other: ~20 polls where polling each of the ten
+    # every 20 ms takes ~100
+    assert len(rec.requests) <= 10 + 1 + 9
+
+
+async def test_parts_that_end_apart_are_each_seen_and_a_lost_one_does_not_stop_the_rest(
+    clock: FakeClock,
+) -> None:
+    ends = {"op-0": 3.0, "op-1": 0.5, "op-2": 0.1, "op-3": 9.0}
+    runner, _ = batch_world(clock, ends, lost=frozenset({"op-2"}))
+    start = clock.now
+    out = await runner.follow_together(
+        [running(u) for u in ends], start=start, deadline=start + 5.0, progress=None
+    )
+    assert [o.state if isinstance(o, WriteOutcome) else o.code for o in out] == [
+        "succeeded",
+        "succeeded",
+        "operation_lost",
+        "running",  # past the shared deadline: still running, and not "applied earlier"
+    ]
+    assert isinstance(out[3], WriteOutcome) and not out[3].replayed
+    assert clock.now - start == pytest.approx(5.0)

@@ -337,3 +337,31 @@ async def test_same_call_with_a_changed_body_takes_a_fresh_key(clock: FakeClock)
     # the memo knows the request changed: no 409 round trip, a fresh key at once
     keys = [r.headers["idempotency-key"] for r in rec.requests]
     assert len(keys) == 2 and keys[0] != keys[1]
+
+
+async def test_a_long_run_keeps_its_lease_by_heartbeat_and_a_resend_joins_it(clock: FakeClock) -> None:
+    """The lease is renewed while the run lives, not counted from the first claim."""
+    import anyio
+
+    sent: list[str] = []
+
+    async def handler(r: httpx2.Request) -> httpx2.Response:
+        if r.method == "GET":  # the joiner reads the Operation the run it joined recorded
+            return jresp(200, op("op-h", "succeeded"))
+        sent.append(r.headers["idempotency-key"])
+        await anyio.sleep(1.0)  # DPG takes 1 s to answer: over three leases of 0.3 s
+        return jresp(202, op("op-h", "succeeded"))
+
+    runner, _, _ = runner_for(handler, clock, lease_s=0.3)  # type: ignore[arg-type]
+    outs: list[WriteOutcome] = []
+
+    async def call() -> None:
+        outs.append(
+            await runner.run("PUT", "/v1/images/i/rating", {"rating": 4}, principal="p", fingerprint="f")
+        )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call)
+        await anyio.sleep(0.7)  # the first claim is two leases old; its heartbeat kept it
+        tg.start_soon(call)
+    assert len(sent) == 1 and sorted(o.joined for o in outs) == [False, True]

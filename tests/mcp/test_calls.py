@@ -147,3 +147,16 @@ async def test_list_arguments_sent_as_json_text_are_refused_before_dpg(sb: Sandb
     assert result.is_error
     assert "image_uuids: must be a JSON array" in text_of(result)
     assert sent == 0 and not set(uuids) & set(sb.store.sets[set_uuid].images)
+
+
+async def test_delete_needs_a_real_true(sb: Sandbox, mode: str) -> None:
+    """The issue's destructive case: confirm "true" (a string) once deleted an image. Now nothing is sent."""
+    image = sorted(sb.store.images)[0]
+    async with dpg_server(sb, "admin") as server, connect(server, mode) as client:
+        before = sb.request_seq
+        for confirm in ("true", 1, "yes"):
+            result = await client.call_tool("delete_image", {"image_uuids": [image], "confirm": confirm})
+            assert result.is_error and "confirm: must be true or false" in text_of(result)
+        assert sb.request_seq == before and image in sb.store.images
+        done = await client.call_tool("delete_image", {"image_uuids": [image], "confirm": True})
+    assert not done.is_error and image not in sb.store.images

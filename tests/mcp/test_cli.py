@@ -45,6 +45,7 @@ def test_check_human_output(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
         ({"DPG_TOKEN": "nope"}, ["--sandbox", "check"], "DPG rejected the token (401 unauthorized)"),
         ({"DPG_TOKEN": "t", "DPG_API_URL": "file:///etc"}, [], "DPG_API_URL must be an http(s) URL"),
         ({"DPG_TOKEN": "t"}, ["--toolsets", "images,nope"], "unknown toolset nope"),
+        ({"DPG_TOKEN": "t"}, ["--ledger", "/proc/absent/ledger.sqlite3"], "cannot open the write ledger"),
         (
             {"DPG_TOKEN": "t", "DPG_API_URL": "http://127.0.0.1:9"},
             ["check"],

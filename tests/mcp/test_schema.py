@@ -43,7 +43,8 @@ def test_input_schema_drops_titles_and_null_branches_keeps_property_named_title(
 def test_output_schema_is_shallow() -> None:
     assert output_schema(Out) == {
         "type": "object",
-        "properties": {"title": {}, "items": {}, "count": {}, "maybe": {}},
+        # names only; a list says what its items hold, in a few words
+        "properties": {"title": {}, "items": {"description": "each: a"}, "count": {}, "maybe": {}},
     }
 
 

@@ -243,3 +243,12 @@ async def test_caption_image_offers_alt_text_only_to_tokens_that_may_write_it(sb
     async with dpg_server(sb, "admin") as server, connect(server, "auto") as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert "alt_text" in json.dumps(tools["caption_image"].input_schema)
+
+
+async def test_instructions_plus_tools_list_fit_the_context_goal(sb: Sandbox) -> None:
+    """What an agent pays before its first call: ≤ 20 KB for the admin token, ≤ 8 KB read-only."""
+    for who, goal in (("admin", 20_000), ("readonly", 8_000)):
+        async with dpg_server(sb, who) as server:
+            size, _ = await tools_list_bytes(server)
+            total = size + len((server.instructions or "").encode())
+        assert total <= goal, (who, total)

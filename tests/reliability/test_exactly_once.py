@@ -47,7 +47,7 @@ FAULTS = Faults(
 KINDS = ("caption", "rating", "keywords", "member", "create_set", "batch", "upload", "archive")
 CREATES = {"create_set", "upload", "archive"}
 # What a text says happened: words that must match the store.
-NOTHING_APPLIED = re.compile(r"nothing (new )?was applied|nothing was sent|not applied", re.I)
+NOTHING_APPLIED = re.compile(r"nothing (new )?was applied(?! twice)|nothing was sent|not applied", re.I)
 
 
 @dataclass

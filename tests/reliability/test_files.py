@@ -177,3 +177,13 @@ async def test_without_host_roots_the_flag_decides(uploader: Any, sb: Sandbox, t
         assert bad and str(outside) in text and "--upload-root" in text
         bad, text = await upload(client, outside / "secret.png")
     assert not bad, text
+
+
+async def test_hosted_no_local_file_is_read_for_anyone(uploader: Any, tree: dict[str, Path]) -> None:
+    """Hosted over HTTP, the caller is not this machine's user: --upload-root or not, no file is read."""
+    from dpg_mcp.tools.base import UploadPolicy
+
+    uploader.dpg.uploads = UploadPolicy(local_files=False)  # what the hosting callers give every caller
+    async with Client(uploader, mode="legacy") as client:
+        bad, text = await upload(client, tree["outside"] / "secret.png")  # inside --upload-root
+    assert bad and "hosted" in text and "never reads files" in text

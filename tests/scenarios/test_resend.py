@@ -18,7 +18,7 @@ from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.ledger import State
 from dpg_mcp.ledger.sqlite import SQLiteLedger
 from dpg_mcp.sandbox import Sandbox, SandboxConfig, serve_in_thread
-from tests.scenarios.conftest import EDITOR, WAIT_S, Agent, Clock, Result, World, agent
+from tests.scenarios.conftest import EDITOR, Agent, Clock, Result, World, agent
 
 pytestmark = pytest.mark.slow
 
@@ -147,12 +147,15 @@ async def test_a_partial_batch_resent_sends_only_what_did_not_succeed(world: Wor
     images = sorted(world.sandbox.store.images)[:60]
     args = {"image_uuids": images, "rating": 1}
     batches = lambda: [o for o in world.sandbox.store.operations.values() if o.type == "batch"]  # noqa: E731
+    store = world.sandbox.store
+    gone = {i: store.images.pop(i) for i in images[50:]}  # DPG does not know the last 10 for a while
+    store.changed(gone)
     async with agent(world, mode) as a:
-        world.faults(latency={"/v1/operations/batch": WAIT_S * 0.5})  # part 1 uses up the call's share
         first = await a.call("rate_images", args)
-        world.calm()
-        assert first.data["state"] == "partial" and "send only those" in first.text, first.text
+        assert first.data["state"] == "partial" and "sends only the 10 images" in first.text, first.text
         assert [len(b.children) for b in batches()] == [50]
+        store.images.update(gone)  # they are back
+        store.changed(gone)
         again = await a.call("rate_images", args)
     assert [len(b.children) for b in batches()] == [50, 10]  # only the 10 not sent went out
     assert again.data["state"] == "succeeded" and again.data["succeeded"] == 60
@@ -191,10 +194,10 @@ async def test_operation_statuses_end_the_wait_or_name_the_handle(
         assert r.data["state"] == "running" and r.data["operation_id"]
 
 
-async def test_concurrent_identical_calls_join_one_run(world: World) -> None:
+async def test_concurrent_identical_calls_join_one_run(world: World, mode: str) -> None:
     world.faults(latency={"/v1/sets": 0.5})
     results: list[Result] = []
-    async with agent(world, "inproc") as a:
+    async with agent(world, mode) as a:
 
         async def call() -> None:
             results.append(await a.call("create_set", {"name": "together"}))
@@ -243,21 +246,24 @@ async def _held(ledger: SQLiteLedger) -> bool:
     return any(f'"state":"{State.IN_FLIGHT.value}"' in body for body in await anyio.to_thread.run_sync(rows))
 
 
-async def test_after_the_sandbox_restarts_a_matching_create_is_created_anew(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["inproc", "stdio"])
+async def test_after_the_sandbox_restarts_a_matching_create_is_created_anew(
+    tmp_path: Path, mode: str
+) -> None:
     path, clock = tmp_path / "ledger.sqlite3", Clock()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     first = Sandbox(SandboxConfig(seed=7, clock=clock))
     with serve_in_thread(first, port=port) as url:
-        async with agent(World(first, url, clock, path), "inproc") as a:
+        async with agent(World(first, url, clock, path), mode) as a:
             assert not (await a.call("create_set", {"name": "before the reset"})).is_error
     fresh = Sandbox(SandboxConfig(seed=7, clock=clock))  # same seed, tokens and ids: only instance_id differs
     assert fresh.engine.instance_id != first.engine.instance_id
     with serve_in_thread(fresh, port=port) as url2:
         assert url2 == url
         world = World(fresh, url, clock, path)
-        async with agent(world, "inproc") as a:
+        async with agent(world, mode) as a:
             again = await a.call("create_set", {"name": "before the reset"})
     assert not again.is_error and "earlier" not in again.text  # a new gallery: nothing was created earlier
     assert sets_named(world, "before the reset") == 1
@@ -284,3 +290,24 @@ async def test_an_upload_whose_reply_was_lost_is_found_by_its_transaction_after_
         again = await a.call(tool, args)
     assert not again.is_error, again.text
     assert images_named(world, "lost-reply.png") == 1 and "uploaded earlier" in again.text
+
+
+async def test_a_create_whose_object_is_gone_is_created_anew(world: World) -> None:
+    tool, args = upload_args("deleted-meanwhile")
+    async with agent(world, "inproc") as a:
+        first = await a.call(tool, args)
+        gone = first.data["image"]["uuid"]
+        assert not (await a.call("delete_image", {"image_uuids": [gone], "confirm": True})).is_error
+        made = await a.call("create_set", {"name": "deleted-meanwhile"})
+        store = world.sandbox.store  # someone removed the set meanwhile (DPG's API has no set delete)
+        del store.sets[made.data["set_uuid"]]
+        for siblings in store.children.values():
+            if made.data["set_uuid"] in siblings:
+                siblings.remove(made.data["set_uuid"])
+        store.generation += 1
+        again = await a.call(tool, args)
+        set_again = await a.call("create_set", {"name": "deleted-meanwhile"})
+    assert not again.is_error and "earlier" not in again.text, again.text
+    assert again.data["image"]["uuid"] != gone and images_named(world, "deleted-meanwhile.png") == 1
+    assert not set_again.is_error and "earlier" not in set_again.text, set_again.text
+    assert sets_named(world, "deleted-meanwhile") == 1

@@ -135,3 +135,33 @@ def test_seal_enforces_the_size_cap_and_keeps_fences_closed() -> None:
     assert size <= MAX_RESULT_BYTES
     assert out.text.endswith(CUT_NOTE)
     assert out.text.count(OPEN) == out.text.count(CLOSE) == 1
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [CANARY, "dpg_api_live_sandbox_admin", "short-tok", 'we"ird\\tok/en+=?&value-0123456789', "a" * 64],
+)
+def test_redactor_finds_every_written_form_and_long_runs(secret: str) -> None:
+    import json as json_
+    from urllib.parse import quote, quote_plus
+
+    from dpg_mcp.dpg.errors import Redactor
+
+    redact = Redactor("other-secret-not-here", secret)
+    run = max(16, len(secret) // 2)
+    for form in {secret, quote(secret, safe=""), quote_plus(secret), json_.dumps(secret)[1:-1]}:
+        out = redact(f"before {form} after")
+        assert secret not in out and form not in out and "[redacted]" in out, (form, out)
+    if len(secret) >= run:
+        for start in (0, len(secret) - run, (len(secret) - run) // 2):
+            cut = secret[start : start + run]
+            assert cut not in redact(f"echo: {cut}!"), cut
+    assert redact("nothing to see") == "nothing to see"
+    assert repr(redact) == "Redactor(<2 secret(s)>)" and secret not in repr(redact)
+
+
+def test_redactor_leaves_a_public_prefix_alone() -> None:
+    from dpg_mcp.dpg.errors import Redactor
+
+    text = "Service tokens (`dpg_api_live_…`) stand for an integration."
+    assert Redactor("dpg_api_live_sandbox_admin")(text) == text

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mcp.server import ServerRequestContext
-from mcp.server.apps import Apps, ResourceCsp, client_supports_apps
+from mcp.server.apps import Apps, client_supports_apps
 
 from dpg_mcp.server.caller import DPGState, current_caller
 
@@ -75,9 +75,8 @@ def build_apps() -> Apps:
             view_html(name),
             name=f"view_{name}",
             title=_TITLES[name],
-            csp=ResourceCsp(resource_domains=[]),  # per caller: filled in on read
             prefers_border=False,
-        )
+        )  # no CSP here: it differs per caller, so resources/read carries it (_fill_view)
     return apps
 
 

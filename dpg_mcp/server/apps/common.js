@@ -101,12 +101,15 @@ const DPG = (() => {
     const card = el("div", { cls: "card", "data-view": "archive" });
     box.replaceChildren(card);
     let s = structured || {};
-    for (let i = 0; i < 120 && s.state === "running" && s.operation_id; i++) {
-      card.replaceChildren(el("div", { cls: "muted", "data-state": "running", text: "Building the archive… (" + (s.message || "running") + ")" }));
+    let failures = 0;
+    for (let i = 0; i < 120 && s.state === "running" && s.operation_id && can("check_operation"); i++) {
+      if (!failures) card.replaceChildren(el("div", { cls: "muted", "data-state": "running", text: "Building the archive… (" + (s.message || "running") + ")" }));
       await sleep(Math.min(500 * (i + 1), 3000));
-      if (!can("check_operation")) break;
-      try { s = (await call("check_operation", { operation_id: s.operation_id })).structuredContent || {}; }
-      catch (e) { card.replaceChildren(el("div", { cls: "note err", text: e.message })); return; }
+      try { s = (await call("check_operation", { operation_id: s.operation_id })).structuredContent || {}; failures = 0; }
+      catch (e) {  // a slow or lost check changes nothing: keep following, give up after three in a row
+        card.replaceChildren(el("div", { cls: "note err", text: e.message }));
+        if (++failures >= 3) return;
+      }
     }
     const a = archiveOf(s);
     if (!a || !a.url) {
