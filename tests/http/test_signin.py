@@ -389,3 +389,32 @@ def test_the_log_carries_no_tokens_codes_or_passwords(server: Proc) -> None:
     log = server.log_text()
     for shape in ("dpgmcp_at_", "dpgmcp_rt_", "dpg_refresh_", "dpg_user_", "dpg_mfa_", PASSWORD, "code="):
         assert shape not in log, shape
+
+
+def test_the_issuer_and_every_link_use_the_public_url(tmp_path: Path) -> None:
+    public = "https://mcp.example.test"
+    port = free_port()
+    args = [DPG_MCP, "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port), "--sandbox"]
+    args += ["--public-url", public, "--ledger", str(tmp_path / "ledger.sqlite3")]
+    with started(args, port, tmp_path / "public.log", env=env(tmp_path)) as proc:
+        meta = httpx2.get(proc.url + "/.well-known/oauth-authorization-server", timeout=10).json()
+        assert meta["issuer"].rstrip("/") == public
+        assert meta["authorization_endpoint"] == public + "/authorize"
+        assert meta["token_endpoint"] == public + "/token"
+        params = {
+            "response_type": "code",
+            "client_id": register(proc.url),
+            "redirect_uri": REDIRECT,
+            "code_challenge": "x" * 43,
+            "code_challenge_method": "S256",
+            "resource": public + "/mcp",
+        }
+        first = httpx2.get(proc.url + "/authorize", params=params, timeout=10)
+        location = first.headers["location"]
+        assert first.status_code == 302 and location.startswith(public + "/signin?request=")
+        page = httpx2.get(proc.url + "/signin?" + urlsplit(location).query, timeout=10)
+        assert f'action="{public}/signin"' in page.text
+        assert "Secure" in page.headers["set-cookie"]  # an https public URL: the cookie is Secure
+        # A token for another resource is refused at /authorize (RFC 8707).
+        other = httpx2.get(proc.url + "/authorize", params={**params, "resource": proc.url + "/mcp"})
+        assert other.status_code == 302 and "error=invalid_target" in other.headers["location"]

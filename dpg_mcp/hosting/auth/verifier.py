@@ -52,6 +52,9 @@ class SignInVerifier(TokenVerifier):
         # One caller state and DPG client per sign-in (not per DPG access token, which rotates): the client
         # asks for the current token before each attempt, so a write polling across a refresh goes on.
         claims["dpg_key"] = token_key("grant:" + issued.grant_id)
+        if len(self.dpg.aliases) >= 4096:
+            self.dpg.aliases.clear()
+        self.dpg.aliases[claims["dpg_key"]] = str((base.claims or {}).get("dpg_key") or "")
         claims["dpg_token_source"] = functools.partial(self.provider.current_dpg_token, issued.grant_id)
         return AccessToken(
             token=dpg_token,
