@@ -392,7 +392,7 @@ def test_the_log_carries_no_tokens_codes_or_passwords(server: Proc) -> None:
 
 
 def test_the_issuer_and_every_link_use_the_public_url(tmp_path: Path) -> None:
-    public = "https://mcp.example.test"
+    public = "https://mcp.example.test/dpg"  # a proxy serves dpg-mcp under /dpg
     port = free_port()
     args = [DPG_MCP, "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port), "--sandbox"]
     args += ["--public-url", public, "--ledger", str(tmp_path / "ledger.sqlite3")]
@@ -414,7 +414,8 @@ def test_the_issuer_and_every_link_use_the_public_url(tmp_path: Path) -> None:
         assert first.status_code == 302 and location.startswith(public + "/signin?request=")
         page = httpx2.get(proc.url + "/signin?" + urlsplit(location).query, timeout=10)
         assert f'action="{public}/signin"' in page.text
-        assert "Secure" in page.headers["set-cookie"]  # an https public URL: the cookie is Secure
+        cookie = page.headers["set-cookie"]
+        assert "Secure" in cookie and "Path=/dpg/signin" in cookie  # https, and the path the browser sees
         # A token for another resource is refused at /authorize (RFC 8707).
         other = httpx2.get(proc.url + "/authorize", params={**params, "resource": proc.url + "/mcp"})
         assert other.status_code == 302 and "error=invalid_target" in other.headers["location"]

@@ -73,6 +73,8 @@ class SignInPage:
         self.store = provider.store
         self.action = provider.base_url + "/signin"
         self.secure = provider.base_url.startswith("https://")
+        # Behind a proxy that serves dpg-mcp under a path, the browser sees /<path>/signin.
+        self.cookie_path = urlsplit(provider.base_url).path.rstrip("/") + "/signin"
 
     def routes(self) -> list[Route]:
         return [Route("/signin", self.handle, methods=["GET", "POST"])]
@@ -96,7 +98,12 @@ class SignInPage:
             resp = self._step(page_id, pending)
             if set_cookie:
                 resp.set_cookie(
-                    COOKIE, set_cookie, httponly=True, samesite="lax", secure=self.secure, path="/signin"
+                    COOKIE,
+                    set_cookie,
+                    httponly=True,
+                    samesite="lax",
+                    secure=self.secure,
+                    path=self.cookie_path,
                 )
             return resp
         form = await request.form()
