@@ -420,7 +420,8 @@ async def _serve_http(settings: Settings, options: Any, ledger_spec: str | None 
     ledger = open_ledger(ledger_spec, redis_url=options.redis_url)
     from dpg_mcp.hosting.auth import open_store
 
-    signin_store = open_store(ledger_spec)  # team sign-in (OAuth) state: SQLite beside the ledger
+    # Team sign-in (OAuth) state: in Redis with replicas, else SQLite beside the ledger.
+    signin_store = open_store(ledger_spec, redis=redis)
     try:
         hosted = build_app(settings, options, redis=redis, ledger=ledger, signin_store=signin_store)
         where = "the DPG sandbox mounted at /sandbox" if options.sandbox else hosted.api_url

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mcp.server.auth.routes import create_auth_routes
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
@@ -17,6 +18,7 @@ from dpg_mcp.hosting.auth.page import SignInPage
 from dpg_mcp.hosting.auth.provider import DPG_SCOPES, DPGSignInProvider
 from dpg_mcp.hosting.auth.sealing import Sealer
 from dpg_mcp.hosting.auth.store import SignInStore
+from dpg_mcp.hosting.auth.store_redis import RedisSignInStore
 from dpg_mcp.hosting.auth.verifier import SignInVerifier
 from dpg_mcp.hosting.verifier import DPGTokenVerifier
 
@@ -25,9 +27,12 @@ DB_ENV = "DPG_MCP_SIGNIN_DB"
 __all__ = ["DB_ENV", "SignIn", "open_store"]
 
 
-def open_store(ledger_spec: str | None = None) -> SignInStore:
-    """$DPG_MCP_SIGNIN_DB, else beside the ledger's SQLite file (in memory when the ledger is)."""
+def open_store(ledger_spec: str | None = None, *, redis: Any | None = None) -> SignInStore | RedisSignInStore:
+    """Redis when the server has it (replicas share sign-ins); else $DPG_MCP_SIGNIN_DB, else beside the
+    ledger's SQLite file (in memory when the ledger is)."""
     sealer, _ = Sealer.from_env()
+    if redis is not None:
+        return RedisSignInStore(redis, sealer)
     path = os.environ.get(DB_ENV, "").strip()
     if path:
         return SignInStore(Path(os.path.expanduser(path)), sealer)
@@ -48,7 +53,13 @@ class SignIn:
 
     @classmethod
     def build(
-        cls, store: SignInStore, *, api_url: str, base_url: str, mcp_url: str, dpg: DPGTokenVerifier
+        cls,
+        store: SignInStore | RedisSignInStore,
+        *,
+        api_url: str,
+        base_url: str,
+        mcp_url: str,
+        dpg: DPGTokenVerifier,
     ) -> SignIn:
         provider = DPGSignInProvider(
             store, lambda: SignInClient(api_url), base_url=base_url, resource_url=mcp_url

@@ -82,7 +82,7 @@ class SignInPage:
     async def handle(self, request: Request) -> Response:
         if request.method == "GET":
             page_id = request.query_params.get("request", "")
-            pending = self.store.get_pending(page_id) if page_id else None
+            pending = await self.store.get_pending(page_id) if page_id else None
             if pending is None:
                 return self._message("Sign-in expired", EXPIRED, 400)
             cookie = request.cookies.get(COOKIE, "")
@@ -92,10 +92,10 @@ class SignInPage:
                 cookie = cookie or secrets.token_urlsafe(32)
                 set_cookie = cookie
                 pending["browser"] = token_key(cookie)
-                self.store.put_pending(page_id, pending, self.provider.page_ttl_s)
+                await self.store.put_pending(page_id, pending, self.provider.page_ttl_s)
             elif not hmac.compare_digest(pending["browser"], token_key(cookie)):
                 return self._message("Sign-in expired", CSRF, 403)
-            resp = self._step(page_id, pending)
+            resp = await self._step(page_id, pending)
             if set_cookie:
                 resp.set_cookie(
                     COOKIE,
@@ -109,7 +109,7 @@ class SignInPage:
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         page_id = fields.get("request", "")
-        pending = self.store.get_pending(page_id) if page_id else None
+        pending = await self.store.get_pending(page_id) if page_id else None
         if pending is None:
             return self._message("Sign-in expired", EXPIRED, 400)
         cookie = request.cookies.get(COOKIE, "")
@@ -128,18 +128,20 @@ class SignInPage:
             if step == "login":
                 login, password = f.get("login", "").strip(), f.get("password", "")
                 if not login or not password:
-                    return self._step(page_id, pending, "Enter both your DPG login and your password.")
+                    return await self._step(page_id, pending, "Enter both your DPG login and your password.")
                 async with self.provider.dpg() as dpg:
                     answer = await dpg.sign_in(login, password)
                 pending["login"] = login
                 if answer.mfa_required and answer.mfa_token:
                     pending |= {"step": "mfa", "mfa_token": answer.mfa_token}
-                    return self._save(page_id, pending)
+                    return await self._save(page_id, pending)
                 return await self._signed_in(page_id, pending, answer.refresh_token, answer.accounts)
             if step == "mfa":
                 code = f.get("code", "").strip().replace(" ", "")
                 if not code:
-                    return self._step(page_id, pending, "Enter the 6-digit code from your authenticator app.")
+                    return await self._step(
+                        page_id, pending, "Enter the 6-digit code from your authenticator app."
+                    )
                 async with self.provider.dpg() as dpg:
                     answer = await dpg.mfa(pending["mfa_token"], code)
                 pending.pop("mfa_token", None)
@@ -147,12 +149,12 @@ class SignInPage:
             if step == "account":
                 chosen = f.get("account", "")
                 if chosen not in {a["uuid"] for a in pending["accounts"]}:
-                    return self._step(page_id, pending, "Choose one of the accounts listed.")
+                    return await self._step(page_id, pending, "Choose one of the accounts listed.")
                 return await self._choose(page_id, pending, chosen)
             if step == "consent":
-                return self._decide(page_id, pending, f.get("decision") == "approve")
+                return await self._decide(page_id, pending, f.get("decision") == "approve")
         except DPGError as exc:
-            return self._dpg_error(page_id, pending, exc)
+            return await self._dpg_error(page_id, pending, exc)
         return self._message("Sign-in expired", EXPIRED, 400)
 
     async def _signed_in(
@@ -160,20 +162,20 @@ class SignInPage:
     ) -> Response:
         listed = [{"uuid": a.uuid, "name": a.name or a.unique_id or a.uuid} for a in accounts if a.uuid]
         if not refresh or not listed:
-            self.store.drop_pending(page_id)
+            await self.store.drop_pending(page_id)
             return self._message("No account", "DPG signed you in but lists no account you can work in.", 403)
         pending |= {"dpg_refresh": refresh, "accounts": listed}
         if len(listed) == 1:
             return await self._choose(page_id, pending, listed[0]["uuid"])
         pending["step"] = "account"
-        return self._save(page_id, pending)
+        return await self._save(page_id, pending)
 
     async def _choose(self, page_id: str, pending: dict[str, Any], account_uuid: str) -> Response:
         async with self.provider.dpg() as dpg:
             grant = await dpg.token(pending["dpg_refresh"], account_uuid)
             # The refresh token is spent: keep the new one before anything else can fail.
             pending["dpg_refresh"] = grant.refresh_token
-            self.store.put_pending(page_id, pending, self.provider.page_ttl_s)
+            await self.store.put_pending(page_id, pending, self.provider.page_ttl_s)
             me = await dpg.me(grant.access_token)
         expires = grant.expires_at or (_now() + grant.expires_in)
         pending |= {
@@ -184,10 +186,10 @@ class SignInPage:
             "dpg_ttl": grant.expires_in,
             "me": me.model_dump(mode="json"),
         }
-        return self._save(page_id, pending)
+        return await self._save(page_id, pending)
 
-    def _decide(self, page_id: str, pending: dict[str, Any], approve: bool) -> Response:
-        self.store.drop_pending(page_id)
+    async def _decide(self, page_id: str, pending: dict[str, Any], approve: bool) -> Response:
+        await self.store.drop_pending(page_id)
         redirect = pending["redirect_uri"]
         if not approve:
             # The DPG tokens of this sign-in are dropped with the request: nothing was granted.
@@ -200,31 +202,35 @@ class SignInPage:
                 ),
                 status_code=303,
             )
-        code, _ = self.provider.new_grant(pending)
+        code, _ = await self.provider.new_grant(pending)
         return RedirectResponse(
             construct_redirect_uri(redirect, code=code, state=pending["state"]), status_code=303
         )
 
-    def _dpg_error(self, page_id: str, pending: dict[str, Any], exc: DPGError) -> Response:
+    async def _dpg_error(self, page_id: str, pending: dict[str, Any], exc: DPGError) -> Response:
         if exc.status == 429:
             wait = int(exc.retry_after or 60)
-            return self._step(page_id, pending, f"Too many attempts at DPG. Try again in {wait} s.")
+            return await self._step(page_id, pending, f"Too many attempts at DPG. Try again in {wait} s.")
         if isinstance(exc, TransportFailure) or exc.status >= 500:
-            return self._step(page_id, pending, "DPG cannot be reached right now. Try again in a minute.")
+            return await self._step(
+                page_id, pending, "DPG cannot be reached right now. Try again in a minute."
+            )
         if pending["step"] == "login" and exc.status in (400, 401, 403, 404, 422):
-            return self._step(page_id, pending, BAD_LOGIN)
+            return await self._step(page_id, pending, BAD_LOGIN)
         if pending["step"] == "mfa":
             if exc.field == "mfa_token":
                 pending = {**pending, "step": "login"}
                 pending.pop("mfa_token", None)
-                self.store.put_pending(page_id, pending, self.provider.page_ttl_s)
-                return self._step(page_id, pending, "The sign-in took too long. Enter your login again.")
-            return self._step(page_id, pending, BAD_CODE)
-        return self._step(page_id, pending, f"DPG refused: {exc.message}")
+                await self.store.put_pending(page_id, pending, self.provider.page_ttl_s)
+                return await self._step(
+                    page_id, pending, "The sign-in took too long. Enter your login again."
+                )
+            return await self._step(page_id, pending, BAD_CODE)
+        return await self._step(page_id, pending, f"DPG refused: {exc.message}")
 
     # ---- rendering --------------------------------------------------------------------------------------
-    def _save(self, page_id: str, pending: dict[str, Any]) -> Response:
-        self.store.put_pending(page_id, pending, self.provider.page_ttl_s)
+    async def _save(self, page_id: str, pending: dict[str, Any]) -> Response:
+        await self.store.put_pending(page_id, pending, self.provider.page_ttl_s)
         return RedirectResponse(f"{self.action}?request={page_id}", status_code=303)
 
     def _form(self, page_id: str, pending: dict[str, Any], inner: str) -> str:
@@ -234,7 +240,7 @@ class SignInPage:
             f'<input type="hidden" name="csrf" value="{_e(pending["csrf"])}">{inner}</form>'
         )
 
-    def _step(self, page_id: str, pending: dict[str, Any], error: str | None = None) -> Response:
+    async def _step(self, page_id: str, pending: dict[str, Any], error: str | None = None) -> Response:
         step = pending["step"]
         err = f'<p class="error" role="alert" id="error">{_e(error)}</p>' if error else ""
         described = ' aria-describedby="error"' if error else ""
@@ -278,11 +284,11 @@ class SignInPage:
             )
         else:
             title = "Allow access to your gallery?"
-            body = self._consent(page_id, pending, err)
+            body = await self._consent(page_id, pending, err)
         return self._html(title, body)
 
-    def _consent(self, page_id: str, pending: dict[str, Any], err: str) -> str:
-        client = self.store.get_client(pending["client_id"]) or {}
+    async def _consent(self, page_id: str, pending: dict[str, Any], err: str) -> str:
+        client = await self.store.get_client(pending["client_id"]) or {}
         name = client.get("client_name") or "An app that gave no name"
         host = urlsplit(pending["redirect_uri"]).netloc or urlsplit(pending["redirect_uri"]).scheme + ":"
         me = pending.get("me") or {}

@@ -31,6 +31,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from dpg_mcp.dpg.errors import DPGError
 from dpg_mcp.dpg.signin import SignInClient
 from dpg_mcp.hosting.auth.store import Grant, IssuedToken, SignInStore
+from dpg_mcp.hosting.auth.store_redis import RedisSignInStore
 from dpg_mcp.hosting.tokens import log_tag, token_key
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class DPGSignInProvider:
 
     def __init__(
         self,
-        store: SignInStore,
+        store: SignInStore | RedisSignInStore,
         dpg: Callable[[], SignInClient],
         *,
         base_url: str,
@@ -97,20 +98,22 @@ class DPGSignInProvider:
 
     # ---- clients ------------------------------------------------------------------------------------
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
-        info = self.store.get_client(client_id)
+        info = await self.store.get_client(client_id)
         return OAuthClientInformationFull.model_validate(info) if info else None
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         if client_info.client_id is None:
             raise ValueError("client_id is missing")
-        self.store.put_client(client_info.client_id, client_info.model_dump(mode="json", exclude_none=True))
+        await self.store.put_client(
+            client_info.client_id, client_info.model_dump(mode="json", exclude_none=True)
+        )
 
     # ---- /authorize: on to the sign-in page ------------------------------------------------------------
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
         if params.resource is not None and not same_resource(params.resource, self.resource_url):
             raise AuthorizeError("invalid_target", f"this server issues tokens only for {self.resource_url}")
         page_id = secrets.token_urlsafe(32)
-        self.store.put_pending(
+        await self.store.put_pending(
             page_id,
             {
                 "step": "login",
@@ -127,7 +130,7 @@ class DPGSignInProvider:
         )
         return f"{self.base_url}/signin?request={page_id}"
 
-    def new_grant(self, pending: dict[str, Any]) -> tuple[str, list[str]]:
+    async def new_grant(self, pending: dict[str, Any]) -> tuple[str, list[str]]:
         """The member approved: store their DPG tokens as a grant and return (authorization code, scopes)."""
         me = pending["me"]
         caps = [str(c) for c in me.get("capabilities") or []]
@@ -144,7 +147,7 @@ class DPGSignInProvider:
             access_expires=float(pending["dpg_access_expires"]),
             version=0,
         )
-        self.store.put_grant(grant)
+        await self.store.put_grant(grant)
         code = secrets.token_urlsafe(32)
         data = GrantCode(
             code=code,
@@ -158,7 +161,7 @@ class DPGSignInProvider:
             subject=grant.subject,
             grant_id=grant.grant_id,
         )
-        self.store.put_code(code, grant.grant_id, data.model_dump(mode="json"), data.expires_at)
+        await self.store.put_code(code, grant.grant_id, data.model_dump(mode="json"), data.expires_at)
         log.info("grant %s: member approved client %s", log_tag(token_key(grant.grant_id)), grant.client_id)
         return code, scopes
 
@@ -166,7 +169,7 @@ class DPGSignInProvider:
     async def load_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> GrantCode | None:
-        found = self.store.get_code(authorization_code)
+        found = await self.store.get_code(authorization_code)
         if found is None:
             return None
         code = GrantCode.model_validate(found[1])
@@ -175,14 +178,14 @@ class DPGSignInProvider:
     async def exchange_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: GrantCode
     ) -> OAuthToken:
-        if not self.store.take_code(authorization_code.code):
+        if not await self.store.take_code(authorization_code.code):
             raise TokenError("invalid_grant", "the authorization code was already used")
-        return self._issue(authorization_code.grant_id, client, authorization_code.scopes)
+        return await self._issue(authorization_code.grant_id, client, authorization_code.scopes)
 
     async def load_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: str
     ) -> GrantRefreshToken | None:
-        issued = self.store.get_token(refresh_token, "refresh")
+        issued = await self.store.get_token(refresh_token, "refresh")
         if issued is None or issued.client_id != client.client_id:
             return None
         return GrantRefreshToken(
@@ -198,13 +201,15 @@ class DPGSignInProvider:
         self, client: OAuthClientInformationFull, refresh_token: GrantRefreshToken, scopes: list[str]
     ) -> OAuthToken:
         # Rotation: the presented refresh token is spent by the first exchange.
-        if not self.store.take_token(refresh_token.token):
+        if not await self.store.take_token(refresh_token.token):
             raise TokenError("invalid_grant", "the refresh token was already used")
-        if self.store.get_grant(refresh_token.grant_id) is None:
+        if await self.store.get_grant(refresh_token.grant_id) is None:
             raise TokenError("invalid_grant", "this sign-in has ended; sign in again")
-        return self._issue(refresh_token.grant_id, client, scopes or refresh_token.scopes)
+        return await self._issue(refresh_token.grant_id, client, scopes or refresh_token.scopes)
 
-    def _issue(self, grant_id: str, client: OAuthClientInformationFull, scopes: list[str]) -> OAuthToken:
+    async def _issue(
+        self, grant_id: str, client: OAuthClientInformationFull, scopes: list[str]
+    ) -> OAuthToken:
         client_id = client.client_id or ""
         access, refresh = (
             ACCESS_PREFIX + secrets.token_urlsafe(32),
@@ -216,7 +221,7 @@ class DPGSignInProvider:
             (refresh, "refresh", self.refresh_ttl_s),
         ):
             issued = IssuedToken(kind, grant_id, client_id, list(scopes), now + ttl, self.resource_url)
-            self.store.put_token(token, issued)
+            await self.store.put_token(token, issued)
         return OAuthToken(
             access_token=access,
             token_type="Bearer",
@@ -226,7 +231,7 @@ class DPGSignInProvider:
         )
 
     async def load_access_token(self, token: str) -> GrantAccessToken | None:
-        issued = self.store.get_token(token, "access")
+        issued = await self.store.get_token(token, "access")
         if issued is None:
             return None
         return GrantAccessToken(
@@ -239,7 +244,7 @@ class DPGSignInProvider:
         )
 
     async def revoke_token(self, token: GrantAccessToken | GrantRefreshToken) -> None:
-        self.store.drop_grant(token.grant_id)
+        await self.store.drop_grant(token.grant_id)
         log.info("grant %s: revoked (its DPG refresh token is deleted)", log_tag(token_key(token.grant_id)))
 
     # ---- the member's DPG access token ---------------------------------------------------------------
@@ -259,7 +264,7 @@ class DPGSignInProvider:
         """The grant's current DPG access token, refreshed first when it is about to run out (within a
         minute, or a third of its lifetime when that is shorter). None when the sign-in has ended
         (revoked, or DPG no longer takes its refresh token)."""
-        grant = self.store.get_grant(grant_id)
+        grant = await self.store.get_grant(grant_id)
         if grant is None:
             return None
         margin_s = min(60.0, float(grant.data.get("dpg_ttl") or 900) / 3)
@@ -267,7 +272,7 @@ class DPGSignInProvider:
             return grant.dpg_access
         lock = self._refreshing.setdefault(grant_id, anyio.Lock())
         async with lock:  # one refresh per grant in this process; other processes: compare-and-set below
-            grant = self.store.get_grant(grant_id)
+            grant = await self.store.get_grant(grant_id)
             if grant is None:
                 return None
             if grant.access_expires - time.time() > margin_s:
@@ -280,17 +285,17 @@ class DPGSignInProvider:
                     raise
                 # A spent refresh token: another replica refreshed first and stores its answer in a moment.
                 for _ in range(self.RACE_READS):
-                    again = self.store.get_grant(grant_id)
+                    again = await self.store.get_grant(grant_id)
                     if again is None:
                         return None
                     if again.version != grant.version:
                         return again.dpg_access
                     await anyio.sleep(self.RACE_PAUSE_S)
                 log.info("grant %s: DPG refused its refresh token; signed out", log_tag(token_key(grant_id)))
-                self.store.drop_grant(grant_id)
+                await self.store.drop_grant(grant_id)
                 return None
             expires = fresh.expires_at or time.time() + fresh.expires_in
-            if not self.store.rotate(grant, fresh.refresh_token, fresh.access_token, float(expires)):
-                again = self.store.get_grant(grant_id)
+            if not await self.store.rotate(grant, fresh.refresh_token, fresh.access_token, float(expires)):
+                again = await self.store.get_grant(grant_id)
                 return again.dpg_access if again else None
             return fresh.access_token

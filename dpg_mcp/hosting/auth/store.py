@@ -84,15 +84,15 @@ class SignInStore:
             return self._db.execute(sql, args).rowcount
 
     # ---- registered clients --------------------------------------------------------------------------
-    def put_client(self, client_id: str, info: dict[str, Any]) -> None:
+    async def put_client(self, client_id: str, info: dict[str, Any]) -> None:
         self._run("INSERT OR REPLACE INTO clients VALUES (?, ?)", (client_id, json.dumps(info)))
 
-    def get_client(self, client_id: str) -> dict[str, Any] | None:
+    async def get_client(self, client_id: str) -> dict[str, Any] | None:
         row = self._one("SELECT info FROM clients WHERE client_id = ?", (client_id,))
         return json.loads(row[0]) if row else None
 
     # ---- the sign-in page's pending requests (sealed: they hold DPG's MFA and refresh tokens) -------------
-    def put_pending(self, page_id: str, data: dict[str, Any], ttl_s: float) -> None:
+    async def put_pending(self, page_id: str, data: dict[str, Any], ttl_s: float) -> None:
         sealed = self.sealer.seal(json.dumps(data))
         now = time.time()
         with self._lock:
@@ -101,34 +101,34 @@ class SignInStore:
                 "INSERT OR REPLACE INTO pending VALUES (?, ?, ?)", (token_key(page_id), sealed, now + ttl_s)
             )
 
-    def get_pending(self, page_id: str) -> dict[str, Any] | None:
+    async def get_pending(self, page_id: str) -> dict[str, Any] | None:
         row = self._one("SELECT sealed, expires FROM pending WHERE id = ?", (token_key(page_id),))
         if not row or row[1] < time.time():
             return None
         plain = self.sealer.open(row[0])
         return json.loads(plain) if plain else None
 
-    def drop_pending(self, page_id: str) -> None:
+    async def drop_pending(self, page_id: str) -> None:
         self._run("DELETE FROM pending WHERE id = ?", (token_key(page_id),))
 
     # ---- authorization codes ----------------------------------------------------------------------------
-    def put_code(self, code: str, grant_id: str, data: dict[str, Any], expires: float) -> None:
+    async def put_code(self, code: str, grant_id: str, data: dict[str, Any], expires: float) -> None:
         self._run(
             "INSERT INTO codes VALUES (?, ?, ?, ?)", (token_key(code), grant_id, json.dumps(data), expires)
         )
 
-    def get_code(self, code: str) -> tuple[str, dict[str, Any]] | None:
+    async def get_code(self, code: str) -> tuple[str, dict[str, Any]] | None:
         row = self._one("SELECT grant_id, data, expires FROM codes WHERE id = ?", (token_key(code),))
         if not row or row[2] < time.time():
             return None
         return row[0], json.loads(row[1])
 
-    def take_code(self, code: str) -> bool:
+    async def take_code(self, code: str) -> bool:
         """True for exactly one caller: a code is spent by the first exchange, replays find nothing."""
         return self._run("DELETE FROM codes WHERE id = ?", (token_key(code),)) == 1
 
     # ---- grants (the member's DPG tokens) ---------------------------------------------------------------
-    def put_grant(self, grant: Grant) -> None:
+    async def put_grant(self, grant: Grant) -> None:
         self._run(
             "INSERT INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -143,7 +143,7 @@ class SignInStore:
             ),
         )
 
-    def get_grant(self, grant_id: str) -> Grant | None:
+    async def get_grant(self, grant_id: str) -> Grant | None:
         row = self._one(
             "SELECT client_id, subject, data, sealed_refresh, sealed_access, access_expires, version "
             "FROM grants WHERE grant_id = ?",
@@ -156,7 +156,7 @@ class SignInStore:
             return None  # sealed under another key: that sign-in is over
         return Grant(grant_id, row[0], row[1], json.loads(row[2]), refresh, access, row[5], row[6])
 
-    def rotate(self, grant: Grant, refresh: str, access: str, access_expires: float) -> bool:
+    async def rotate(self, grant: Grant, refresh: str, access: str, access_expires: float) -> bool:
         """Store DPG's rotated tokens unless another process did since `grant` was read (compare-and-set)."""
         n = self._run(
             "UPDATE grants SET sealed_refresh = ?, sealed_access = ?, access_expires = ?, "
@@ -172,7 +172,7 @@ class SignInStore:
         )
         return n == 1
 
-    def drop_grant(self, grant_id: str) -> None:
+    async def drop_grant(self, grant_id: str) -> None:
         """Revocation: the DPG tokens and every MCP token and code of the grant go, in one transaction."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -186,7 +186,7 @@ class SignInStore:
                 raise
 
     # ---- the MCP tokens dpg-mcp issues -------------------------------------------------------------------
-    def put_token(self, token: str, issued: IssuedToken) -> None:
+    async def put_token(self, token: str, issued: IssuedToken) -> None:
         self._run(
             "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -200,7 +200,7 @@ class SignInStore:
             ),
         )
 
-    def get_token(self, token: str, kind: str) -> IssuedToken | None:
+    async def get_token(self, token: str, kind: str) -> IssuedToken | None:
         row = self._one(
             "SELECT grant_id, client_id, scopes, expires_at, resource FROM tokens WHERE id = ? AND kind = ?",
             (token_key(token), kind),
@@ -209,5 +209,5 @@ class SignInStore:
             return None
         return IssuedToken(kind, row[0], row[1], json.loads(row[2]), row[3], row[4])
 
-    def take_token(self, token: str) -> bool:
+    async def take_token(self, token: str) -> bool:
         return self._run("DELETE FROM tokens WHERE id = ?", (token_key(token),)) == 1
