@@ -3,8 +3,10 @@ replicas sharing Redis; the baseline is the raw sandbox HTTP API driven the same
 
     .venv/bin/python bench/http_load.py [--calls 2000] [--callers 50]
 
-Every call is search_images(limit=5) over the 2026-07-28 wire (one POST per call); the raw baseline is the
-same search as GET /v1/images?limit=5 straight to the sandbox (one DPG request per call, as the tool makes).
+Every call is get_image(image_uuid, preview=false) over the 2026-07-28 wire (one POST per call), cycling
+through 20 photos; the raw baseline is the same read as GET /v1/images/{uuid} straight to the sandbox: one DPG
+request per call, as the tool makes (search_images also reads set lists to mark hidden photos, so it would
+compare several DPG requests with one).
 The sandbox runs as its own process, so neither side shares its CPU with the DPG emulator's event loop more
 than the other. Prints calls/s, p50, p99, errors, peak RSS of the dpg-mcp processes, and the ratio of MCP
 to raw throughput (goal: >= 0.5). Loopback only; every process is stopped at the end.
@@ -131,29 +133,30 @@ async def drive(
     }
 
 
-def raw_call(sandbox: str) -> Call:
+def raw_call(sandbox: str, images: list[str]) -> Call:
     async def call(http: httpx2.AsyncClient, n: int) -> bool:
-        resp = await http.get(f"{sandbox}/v1/images", params={"limit": 5})
-        return resp.status_code == 200 and isinstance(resp.json(), list)
+        resp = await http.get(f"{sandbox}/v1/images/{images[n % len(images)]}")
+        return resp.status_code == 200 and "public_uuid" in resp.json()
 
     return call
 
 
-def mcp_call(urls: list[str]) -> Call:
+def mcp_call(urls: list[str], images: list[str]) -> Call:
     headers = {
         "Content-Type": "application/json",
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": MODERN,
         "Mcp-Method": "tools/call",
-        "Mcp-Name": "search_images",
+        "Mcp-Name": "get_image",
     }
 
     async def call(http: httpx2.AsyncClient, n: int) -> bool:
+        arguments = {"image_uuid": images[n % len(images)], "preview": False}
         body = {
             "jsonrpc": "2.0",
             "id": n,
             "method": "tools/call",
-            "params": {"name": "search_images", "arguments": {"limit": 5}, "_meta": META},
+            "params": {"name": "get_image", "arguments": arguments, "_meta": META},
         }
         resp = await http.post(urls[n % len(urls)], content=json.dumps(body), headers=headers)
         if resp.status_code != 200:
@@ -162,7 +165,7 @@ def mcp_call(urls: list[str]) -> Call:
         if resp.headers.get("content-type", "").startswith("text/event-stream"):
             text = [line[5:] for line in text.splitlines() if line.startswith("data:")][-1]
         result = json.loads(text).get("result") or {}
-        return result.get("isError") is False and "images" in (result.get("structuredContent") or {})
+        return result.get("isError") is False and bool(result.get("structuredContent"))
 
     return call
 
@@ -195,17 +198,21 @@ async def run(calls: int, callers: int) -> int:
         stack.enter_context(
             process([DPG_MCP, "sandbox", "--port", str(sb_port)], sandbox + "/llms.txt", tmp / "sandbox.log")
         )
+        listing = httpx2.get(
+            f"{sandbox}/v1/images", params={"limit": 20}, headers={"Authorization": f"Bearer {TOKENS[0]}"}
+        )
+        images = [i["public_uuid"] for i in listing.json()]
         warm = max(50, calls // 20)
-        await drive(warm, callers, lambda i: client_for(tokens(i)), raw_call(sandbox))
-        raw = await drive(calls, callers, lambda i: client_for(tokens(i)), raw_call(sandbox))
+        await drive(warm, callers, lambda i: client_for(tokens(i)), raw_call(sandbox, images))
+        raw = await drive(calls, callers, lambda i: client_for(tokens(i)), raw_call(sandbox, images))
 
         one_port = free_port()
         one = stack.enter_context(
             process(serve_args(one_port, sandbox), f"http://127.0.0.1:{one_port}/healthz", tmp / "one.log")
         )
         one_url = [f"http://127.0.0.1:{one_port}/mcp"]
-        await drive(warm, callers, lambda i: client_for(tokens(i)), mcp_call(one_url))
-        single = await drive(calls, callers, lambda i: client_for(tokens(i)), mcp_call(one_url))
+        await drive(warm, callers, lambda i: client_for(tokens(i)), mcp_call(one_url, images))
+        single = await drive(calls, callers, lambda i: client_for(tokens(i)), mcp_call(one_url, images))
         single_rss = peak_rss_mb(one.pid)
         one.send_signal(signal.SIGTERM)
         one.wait(timeout=10)
@@ -245,8 +252,8 @@ async def run(calls: int, callers: int) -> int:
                 for p in ports
             ]
             urls = [f"http://127.0.0.1:{p}/mcp" for p in ports]
-            await drive(warm, callers, lambda i: client_for(tokens(i)), mcp_call(urls))
-            pair = await drive(calls, callers, lambda i: client_for(tokens(i)), mcp_call(urls))
+            await drive(warm, callers, lambda i: client_for(tokens(i)), mcp_call(urls, images))
+            pair = await drive(calls, callers, lambda i: client_for(tokens(i)), mcp_call(urls, images))
             pair_rss = " + ".join(f"{peak_rss_mb(p.pid):.0f}" for p in procs)
 
     print(f"http_load: {calls} calls, {callers} concurrent callers, {len(TOKENS)} tokens; 2 cores shared")

@@ -207,6 +207,10 @@ def hosting_options(args: argparse.Namespace) -> Any:
             raise ConfigError(
                 f"--public-url must be an http(s) URL like https://mcp.example.com, got {args.public_url!r}"
             )
+    if getattr(args, "sandbox_port", None):
+        raise ConfigError(
+            "--sandbox-port is for stdio: serving HTTP, the sandbox is mounted at /sandbox on --port"
+        )
     if args.replica_id and not re.fullmatch(r"[a-z0-9-]{1,16}", args.replica_id):
         raise ConfigError("--replica-id must be 1-16 lowercase letters, digits or dashes")
     if not 0 < args.upload_max_mb <= 50:

@@ -132,6 +132,9 @@ class DPGClient:
         self.redactor = Redactor(self._token)
         self._sleep: SleepFn = sleep or anyio.sleep
         self._rng = rng or random.Random()
+        # Moves whenever a write reply or a changed Operation comes back through this client: a reader that
+        # keeps DPG data (the tools' visibility cache) revalidates it when this is not what it saw.
+        self.changes = 0
         self._http = httpx2.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -194,6 +197,28 @@ class DPGClient:
     async def set_tree(self) -> list[SetNode]:
         return await self._all("/v1/sets/tree", SetNode, "sets")
 
+    async def set_tree_if_changed(self, etag: str | None) -> tuple[list[SetNode] | None, str | None]:
+        """The set tree, or `(None, etag)` when DPG answers 304 to `If-None-Match: etag`. A tree DPG pages is
+        read whole and comes back with no ETag (its first page's tag would not cover the rest)."""
+        resp = await self._get("/v1/sets/tree", headers={"If-None-Match": etag} if etag else None)
+        if resp.status_code == 304:
+            return None, etag
+        raw, wrapper = _extract_list(_json(resp), resp.status_code, ("sets",))
+        if _paging(resp, wrapper, 0, len(raw))[0]:
+            return await self.set_tree(), None
+        return [_parse(SetNode, x) for x in raw], resp.headers.get("etag")
+
+    async def set_images_if_changed(
+        self, uuid: str, limit: int, offset: int, etag: str | None
+    ) -> tuple[Page[SetImage] | None, str | None]:
+        """One page of a set's images, or `(None, etag)` when DPG answers 304 to `If-None-Match: etag`."""
+        params = _params({"limit": limit, "offset": offset})
+        headers = {"If-None-Match": etag} if etag else None
+        resp = await self._get(f"/v1/sets/{seg(uuid)}/images", params=params, headers=headers)
+        if resp.status_code == 304:
+            return None, etag
+        return _build_page(resp, SetImage, offset, "images"), resp.headers.get("etag")
+
     async def get_set(self, uuid: str) -> Set:
         return _parse(Set, await self._get_json(f"/v1/sets/{seg(uuid)}"))
 
@@ -213,6 +238,7 @@ class DPGClient:
         new_etag = resp.headers.get("etag") or etag
         if resp.status_code == 304:
             return None, new_etag
+        self.changes += 1
         data = _json(resp)
         if isinstance(data, dict) and "uuid" not in data:
             for wrapper in ("operation", "data"):
@@ -249,9 +275,12 @@ class DPGClient:
             # Same bytes on every retry of this key: the server fingerprints method + path + body.
             content = canonical_bytes(body)  # the bytes the ledger's request digest is made of
             headers["Content-Type"] = "application/json"
-        resp = await self._attempt(
-            method.upper(), path, content=content, headers=headers, attempt_timeout=attempt_timeout
-        )
+        try:
+            resp = await self._attempt(
+                method.upper(), path, content=content, headers=headers, attempt_timeout=attempt_timeout
+            )
+        finally:
+            self.changes += 1  # even unanswered, it may have been applied
         if not resp.is_success:
             raise self._error(resp)
         # The write is committed now: an unreadable body must not turn it into an error (Tolerance).

@@ -30,7 +30,17 @@ from dpg_mcp.dpg.client import DPGClient, WriteReply
 from dpg_mcp.dpg.errors import DPGError, TransportFailure
 from dpg_mcp.dpg.models import Operation
 from dpg_mcp.dpg.retry import RetryPolicy, remaining, with_retries
-from dpg_mcp.ledger import LEASE_S, Entry, Kind, Ledger, Mode, State, action_digest, request_digest
+from dpg_mcp.ledger import (
+    LEASE_S,
+    Entry,
+    Kind,
+    Ledger,
+    Mode,
+    State,
+    action_digest,
+    request_digest,
+    subject_digest,
+)
 from dpg_mcp.ledger import ops as ledger_ops
 from dpg_mcp.ledger.rules import Claim
 
@@ -215,6 +225,28 @@ class WriteRunner:
     def action_of(self, principal: str, fingerprint: str) -> str:
         """The ledger's name for an action: digest of (origin, principal, what is done)."""
         return action_digest(self.origin, principal, "", fingerprint)
+
+    # ---- annotations: our own labels for what a write caused (a snapshot: the action it preceded) ------
+
+    async def annotate(self, principal: str, kind: str, ref: str, label: str) -> bool:
+        """Record `label` for object `ref` of this gallery, for this principal. False when the ledger could
+        not (the write it follows is done all the same: a label is never worth failing a result for)."""
+        try:
+            await self.ledger.annotate(subject_digest(self.origin, principal, kind, ref), label)
+        except Exception as exc:  # a store that is down: say so in the log, keep the result
+            log.warning("ledger: could not record a %s label (%s)", kind, type(exc).__name__)
+            return False
+        return True
+
+    async def labels(self, principal: str, kind: str, refs: Sequence[str]) -> dict[str, str]:
+        """The labels this principal's writes left on these objects, in one lookup: ref -> label."""
+        by_subject = {subject_digest(self.origin, principal, kind, ref): ref for ref in refs}
+        try:
+            found = await self.ledger.labels(list(by_subject))
+        except Exception as exc:
+            log.warning("ledger: could not read %s labels (%s)", kind, type(exc).__name__)
+            return {}
+        return {by_subject[s]: label for s, label in found.items() if s in by_subject}
 
     async def within(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -108,11 +108,19 @@ def build_app(
 ) -> Hosted:
     """Everything but the network: DPG and Redis are first reached in the app's lifespan."""
     routes: list[BaseRoute] = []
+    on_stop: list[Callable[[], object]] = []
     api_url = settings.api_url
     if options.sandbox:
         from dpg_mcp.sandbox import Sandbox, SandboxConfig
 
-        sandbox_app = _MountedSandbox(Sandbox(SandboxConfig()).app, options.public_url)
+        sandbox = Sandbox(SandboxConfig())
+        if settings.sandbox_state:  # --sandbox-state: the gallery is read now and written back at shutdown
+            from dpg_mcp.sandbox.persist import load_into, save
+
+            load_into(sandbox, settings.sandbox_state)
+            state_dir = settings.sandbox_state
+            on_stop.append(lambda: save(sandbox, state_dir))
+        sandbox_app = _MountedSandbox(sandbox.app, options.public_url)
         routes.append(Mount(SANDBOX_PATH, app=sandbox_app))
         connect = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
         connect = f"[{connect}]" if ":" in connect else connect
@@ -207,6 +215,8 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            for hook in on_stop:
+                stack.callback(hook)
             stack.push_async_callback(pool.aclose)
             # The guide is public (no token): read once for all callers. A mounted sandbox is not listening
             # yet, so it is asked in-process.

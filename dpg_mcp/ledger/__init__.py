@@ -1,8 +1,10 @@
 """The write ledger: the durable record of write actions and the Idempotency-Keys that follow them.
 
 An action is (DPG origin, principal, tool, canonical validated arguments); its entry's state decides whether a
-resend reuses the key (see `rules.py`). One protocol (`base.Ledger`), three backends: SQLite (the embedded
-default, shared by every dpg-mcp process of the user), Redis (replicas, `REDIS_URL`) and memory (tests).
+resend reuses the key (see `rules.py`). Beside entries, annotations: short labels of our own about objects
+a write caused (a snapshot: the action it preceded), by subject digest. One protocol (`base.Ledger`), three
+backends: SQLite (the embedded default, shared by every dpg-mcp process of the user), Redis (replicas,
+`REDIS_URL`) and memory (tests).
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ import os
 from pathlib import Path
 
 from dpg_mcp.ledger.base import Change, Ledger
-from dpg_mcp.ledger.canonical import action_digest, canonical_bytes, canonical_json, digest, request_digest
+from dpg_mcp.ledger.canonical import (
+    action_digest,
+    canonical_bytes,
+    canonical_json,
+    digest,
+    request_digest,
+    subject_digest,
+)
 from dpg_mcp.ledger.entry import (
     CREATE_REPLAY_WINDOW_S,
     KEY_TTL_S,
     LEASE_S,
+    MAX_LABEL_CHARS,
     Entry,
     Kind,
     State,
@@ -27,6 +37,7 @@ __all__ = [
     "CREATE_REPLAY_WINDOW_S",
     "KEY_TTL_S",
     "LEASE_S",
+    "MAX_LABEL_CHARS",
     "Change",
     "Claim",
     "Entry",
@@ -41,6 +52,7 @@ __all__ = [
     "digest",
     "open_ledger",
     "request_digest",
+    "subject_digest",
 ]
 
 

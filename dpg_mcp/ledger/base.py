@@ -6,7 +6,7 @@ the change is live in `rules.py`, once, for all backends.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from dpg_mcp.ledger.entry import Entry
@@ -27,6 +27,12 @@ class Ledger(Protocol):
     - `get(action)`: the live entry, or None.
     - Past `max_entries`, storing a new entry evicts the oldest ones (least recently written).
     - Expired entries are never returned and are purged as the store goes.
+
+    Beside entries, annotations: a short label of our own words by subject digest (e.g. "before publish_set:
+    show 3 images" for a snapshot a write caused), kept by the same rules as entries: each expires
+    `KEY_TTL_S` after it was (last) written, at most `max_entries` of them, the oldest written evicted first.
+    - `annotate(subject, label)` stores (or replaces) the subject's label.
+    - `labels(subjects)`: the live labels of those subjects, in one lookup; absent subjects are left out.
     """
 
     max_entries: int
@@ -36,5 +42,9 @@ class Ledger(Protocol):
     async def get(self, action: str) -> Entry | None: ...
 
     async def count(self) -> int: ...
+
+    async def annotate(self, subject: str, label: str) -> None: ...
+
+    async def labels(self, subjects: Sequence[str]) -> dict[str, str]: ...
 
     async def aclose(self) -> None: ...

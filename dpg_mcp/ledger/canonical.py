@@ -37,3 +37,8 @@ def request_digest(method: str, path: str, body: Any) -> str:
 def action_digest(origin: str, principal: str, tool: str, args: Any) -> str:
     """An action: which gallery (origin), who (principal), what (tool + canonical validated arguments)."""
     return digest(origin, principal, tool, canonical_json(args))
+
+
+def subject_digest(origin: str, principal: str, kind: str, ref: str) -> str:
+    """What an annotation is about: one object (`kind`, its id `ref`) of one gallery, for one principal."""
+    return digest("annotation", origin, principal, kind, ref)

@@ -29,6 +29,13 @@ KEY_TTL_S = 24 * 3600.0  # DPG keeps idempotency keys this long; entries expire 
 CREATE_REPLAY_WINDOW_S = 600.0  # a create resent this soon after `done` answers with the earlier result
 LEASE_S = 30.0  # an in_flight entry whose lease ran out belongs to a run that died (counts as unknown)
 DEFAULT_MAX_ENTRIES = 50_000
+MAX_LABEL_CHARS = 120  # an annotation's label: a few words of ours, never a value in clear
+
+
+def clean_label(label: str) -> str:
+    """An annotation's label as every backend stores it: one plain line, at most MAX_LABEL_CHARS."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in label).split())
+    return line if len(line) <= MAX_LABEL_CHARS else line[: MAX_LABEL_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)

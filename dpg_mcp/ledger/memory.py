@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from dpg_mcp.ledger.base import Change
-from dpg_mcp.ledger.entry import DEFAULT_MAX_ENTRIES, Entry
+from dpg_mcp.ledger.entry import DEFAULT_MAX_ENTRIES, KEY_TTL_S, Entry, clean_label
 
 
 class MemoryLedger:
@@ -19,6 +19,7 @@ class MemoryLedger:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._labels: OrderedDict[str, tuple[str, float]] = OrderedDict()  # subject -> (label, expires_at)
 
     async def transact(self, action: str, change: Change) -> tuple[Entry | None, Entry | None]:
         before = self._live(action)
@@ -37,8 +38,25 @@ class MemoryLedger:
     async def count(self) -> int:
         return len(self._entries)
 
+    async def annotate(self, subject: str, label: str) -> None:
+        now = self._clock()
+        new = subject not in self._labels
+        self._labels[subject] = (clean_label(label), now + KEY_TTL_S)
+        self._labels.move_to_end(subject)
+        if new and len(self._labels) > self.max_entries:
+            for gone in [s for s, (_, at) in self._labels.items() if at <= now]:
+                del self._labels[gone]
+            while len(self._labels) > self.max_entries:
+                self._labels.popitem(last=False)
+
+    async def labels(self, subjects: Sequence[str]) -> dict[str, str]:
+        now = self._clock()
+        found = {s: self._labels.get(s) for s in subjects}
+        return {s: kept[0] for s, kept in found.items() if kept is not None and kept[1] > now}
+
     async def aclose(self) -> None:
         self._entries.clear()
+        self._labels.clear()
 
     def _live(self, action: str) -> Entry | None:
         entry = self._entries.get(action)

@@ -3,7 +3,9 @@
 Layout (every key under one prefix, with a hash tag so a cluster keeps them in one slot):
 - `<prefix>e:<action>` -> the entry as JSON, with a TTL running out at the entry's `expires_at` (24 h after
   its key was made);
-- `<prefix>index` -> a sorted set of actions scored by last write time, for the cap on entries.
+- `<prefix>index` -> a sorted set of actions scored by last write time, for the cap on entries;
+- `<prefix>n:<subject>` -> an annotation, {"label", "expires_at"} as JSON, with the same 24 h TTL, and
+  `<prefix>nindex`, its sorted set for the same cap.
 
 A change is optimistic and atomic: read the entry, decide in Python (`rules.py`, the same code as every other
 backend), then a Lua script stores the new entry only if the stored one is still the one read (compare and
@@ -13,12 +15,13 @@ change is decided again on what the other replica wrote.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dpg_mcp.ledger.base import Change
-from dpg_mcp.ledger.entry import DEFAULT_MAX_ENTRIES, KEY_TTL_S, Entry
+from dpg_mcp.ledger.entry import DEFAULT_MAX_ENTRIES, KEY_TTL_S, Entry, clean_label
 
 DEFAULT_PREFIX = "dpg-mcp:ledger:{v1}:"
 _MAX_RACES = 50
@@ -36,6 +39,23 @@ if not cur then
   if over > 0 then
     local old = redis.call('ZPOPMIN', KEYS[2], over)
     for i = 1, #old, 2 do redis.call('DEL', ARGV[6] .. 'e:' .. old[i]) end
+  end
+end
+return 1
+"""
+
+# An annotation: stored (or replaced) at once, no compare needed. KEYS[1] annotation, KEYS[2] its index.
+# ARGV: body, ttl ms, now, cap, prefix, subject, index horizon
+_ANNOTATE = """
+local known = redis.call('EXISTS', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
+if known == 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[7])
+  local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+  if over > 0 then
+    local old = redis.call('ZPOPMIN', KEYS[2], over)
+    for i = 1, #old, 2 do redis.call('DEL', ARGV[5] .. 'n:' .. old[i]) end
   end
 end
 return 1
@@ -62,6 +82,7 @@ class RedisLedger:
         self._prefix = prefix
         self._clock = clock
         self._cas = client.register_script(_CAS)
+        self._annotate = client.register_script(_ANNOTATE)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
@@ -97,6 +118,25 @@ class RedisLedger:
 
     async def count(self) -> int:
         return int(await self._r.zcard(self._prefix + "index"))
+
+    async def annotate(self, subject: str, label: str) -> None:
+        now = self._clock()
+        body = json.dumps({"label": clean_label(label), "expires_at": now + KEY_TTL_S}, ensure_ascii=False)
+        keys = [f"{self._prefix}n:{subject}", self._prefix + "nindex"]
+        args = [body, int(KEY_TTL_S * 1000), now, self.max_entries, self._prefix, subject, now - KEY_TTL_S]
+        await self._annotate(keys=keys, args=args)
+
+    async def labels(self, subjects: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(subjects))
+        if not wanted:
+            return {}
+        raws = await self._r.mget([f"{self._prefix}n:{s}" for s in wanted])  # one round trip
+        now, found = self._clock(), {}
+        for subject, raw in zip(wanted, raws, strict=True):
+            data = json.loads(raw) if raw else None
+            if isinstance(data, dict) and float(data.get("expires_at", 0)) > now:
+                found[subject] = str(data.get("label", ""))
+        return found
 
     async def aclose(self) -> None:
         await self._r.aclose()

@@ -11,13 +11,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio.to_thread
 
 from dpg_mcp.ledger.base import Change
-from dpg_mcp.ledger.entry import DEFAULT_MAX_ENTRIES, Entry
+from dpg_mcp.ledger.entry import DEFAULT_MAX_ENTRIES, KEY_TTL_S, Entry, clean_label
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -30,7 +30,17 @@ CREATE INDEX IF NOT EXISTS entries_expiry ON entries (expires_at);
 CREATE INDEX IF NOT EXISTS entries_age ON entries (written_at);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('rows', 0);
+CREATE TABLE IF NOT EXISTS annotations (
+    subject TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    written_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS annotations_expiry ON annotations (expires_at);
+CREATE INDEX IF NOT EXISTS annotations_age ON annotations (written_at);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('annotations', 0);
 """
+_LOOKUP_CHUNK = 500  # subjects per SELECT … IN (…): well under SQLite's bound on parameters
 
 
 def default_path() -> Path:
@@ -80,6 +90,12 @@ class SQLiteLedger:
     async def count(self) -> int:
         return await anyio.to_thread.run_sync(self._count)
 
+    async def annotate(self, subject: str, label: str) -> None:
+        await anyio.to_thread.run_sync(self._annotate, subject, clean_label(label))
+
+    async def labels(self, subjects: Sequence[str]) -> dict[str, str]:
+        return await anyio.to_thread.run_sync(self._labels, list(dict.fromkeys(subjects)))
+
     async def aclose(self) -> None:
         with self._lock:
             self._db.close()
@@ -126,6 +142,55 @@ class SQLiteLedger:
                 (over,),
             ).rowcount
             db.execute("UPDATE meta SET value = value - ? WHERE name = 'rows'", (gone,))
+
+    def _annotate(self, subject: str, label: str) -> None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                now = self._clock()
+                known = db.execute("SELECT 1 FROM annotations WHERE subject = ?", (subject,)).fetchone()
+                db.execute(
+                    "INSERT INTO annotations (subject, label, expires_at, written_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (subject) DO UPDATE SET label = excluded.label, "
+                    "expires_at = excluded.expires_at, written_at = excluded.written_at",
+                    (subject, label, now + KEY_TTL_S, now),
+                )
+                if known is None:
+                    self._grew_annotations(db, now)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _grew_annotations(self, db: sqlite3.Connection, now: float) -> None:
+        """As `_grew`, for annotations (their own count in `meta`, the same cap)."""
+        purged = db.execute("DELETE FROM annotations WHERE expires_at <= ?", (now,)).rowcount
+        rows = db.execute(
+            "UPDATE meta SET value = value + 1 - ? WHERE name = 'annotations' RETURNING value", (purged,)
+        ).fetchone()[0]
+        over = rows - self.max_entries
+        if over > 0:
+            gone = db.execute(
+                "DELETE FROM annotations WHERE subject IN "
+                "(SELECT subject FROM annotations ORDER BY written_at ASC LIMIT ?)",
+                (over,),
+            ).rowcount
+            db.execute("UPDATE meta SET value = value - ? WHERE name = 'annotations'", (gone,))
+
+    def _labels(self, subjects: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._lock:
+            now = self._clock()
+            for at in range(0, len(subjects), _LOOKUP_CHUNK):
+                chunk = subjects[at : at + _LOOKUP_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT subject, label FROM annotations WHERE expires_at > ? AND subject IN ({marks})",
+                    (now, *chunk),
+                ).fetchall()
+                found.update((str(s), str(label)) for s, label in rows)
+        return found
 
     def _get(self, action: str) -> Entry | None:
         with self._lock:

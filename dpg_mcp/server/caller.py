@@ -20,6 +20,7 @@ from dpg_mcp.dpg.operations import WriteRunner
 from dpg_mcp.server.visibility import visible_names
 from dpg_mcp.tools import TOOLS, ToolSpec
 from dpg_mcp.tools.base import UploadPolicy
+from dpg_mcp.tools.visibility_cache import VisibilityCache
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ class DPGState:
     uploads: UploadPolicy = field(default_factory=UploadPolicy)
     # Hosted: forget the cached /v1/me answer for this token when a 403 made us re-read it.
     on_refresh: Callable[[], Awaitable[None]] | None = None
+    # What this principal's sets hide, kept briefly so a repeat search does not re-read it (tools/visibility).
+    visibility: VisibilityCache = field(default_factory=VisibilityCache)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     def __post_init__(self) -> None:

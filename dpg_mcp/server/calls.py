@@ -99,8 +99,10 @@ async def call_tool(
         principal=state.principal,
         progress=_progress_fn(ctx),
         confirm=_patient(confirm_fn(ctx), scope, budget),
-        upload_roots=upload_roots_fn(state, ctx),
+        # A hosted server never reads its own disk for a caller (nor a remote host's roots on it).
+        upload_roots=upload_roots_fn(state, ctx) if state.uploads.local_files else None,
         uploads=state.uploads,
+        visibility=state.visibility,
     )
     # Every call ends within its budget: each request to DPG is cut at the call's deadline and no retry
     # starts that would pass it (dpg.retry); the scope is the backstop for anything else that hangs.

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from dpg_mcp.dpg.client import DPGClient
 from dpg_mcp.dpg.operations import ProgressFn, WriteRunner
+from dpg_mcp.tools.visibility_cache import VisibilityCache
 
 TOOLSETS: tuple[str, ...] = ("images", "metadata", "sets", "files", "account")
 
@@ -84,7 +85,10 @@ class ToolContext:
     # The folders upload_image may read a file_path from (the server decides: MCP roots, --upload-root,
     # the pictures folder). None: no local file is read at all.
     upload_roots: Callable[[], Awaitable[Sequence[Path]]] | None = None
+    # Hosted servers never read their own disk for a caller; an https url is fetched SSRF-guarded.
     uploads: UploadPolicy = field(default_factory=UploadPolicy)
+    # The principal's kept set visibility (the server passes its caller's; one made here lives with this ctx).
+    visibility: VisibilityCache = field(default_factory=VisibilityCache)
 
 
 @dataclass

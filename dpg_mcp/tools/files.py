@@ -46,7 +46,9 @@ class UploadImageArgs(Args):
     content_base64: str | None = Field(
         None, max_length=MAX_UPLOAD_BYTES * 4 // 3 + 8, description="Or the file as base64"
     )
-    url: str | None = Field(None, max_length=2048, description="Or an https URL of the file")
+    # Self-explaining beside the tool's description ("… or an https URL"): no description, no maxLength
+    # published (bytes on every turn); the request body cap bounds it and the fetch refuses anything odd.
+    url: str | None = None
     filename: str | None = Field(None, min_length=1, max_length=255, description="Needed with content_base64")
     title: str | None = Field(None, max_length=191)
     description: str | None = Field(None, max_length=5000)

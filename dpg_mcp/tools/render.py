@@ -7,6 +7,7 @@ inside `fence()`; in structured content it sits in data fields.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -38,18 +39,34 @@ MAX_FIELD_CHARS = 2_000  # any one metadata value in a result
 M = TypeVar("M", bound=BaseModel)
 
 
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    if unicodedata.category(ch) == "Cf":  # zero-width spaces and joiners, bidi controls, soft hyphens
+        return ""
+    return unicodedata.normalize("NFKC", ch).translate(_DASHES)
+
+
 def _folded(text: str) -> tuple[str, list[int]]:
     """`text` as a reader sees it (NFKC, lookalike dashes as "-", invisible format characters gone), with
     the index in `text` of each folded character, so a match found in the fold can be cut from the original.
+    ASCII folds to itself, so only the other characters are looked at one by one.
     """
     out: list[str] = []
     where: list[int] = []
-    for i, ch in enumerate(text):
-        if unicodedata.category(ch) == "Cf":  # zero-width spaces and joiners, bidi controls, soft hyphens
-            continue
-        for part in unicodedata.normalize("NFKC", ch).translate(_DASHES):
-            out.append(part)
-            where.append(i)
+    pos = 0
+    for m in _NON_ASCII.finditer(text):
+        i = m.start()
+        out.append(text[pos:i])
+        where.extend(range(pos, i))
+        part = _fold_char(text[i])
+        out.append(part)
+        where.extend([i] * len(part))
+        pos = i + 1
+    out.append(text[pos:])
+    where.extend(range(pos, len(text)))
     return "".join(out), where
 
 

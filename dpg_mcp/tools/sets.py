@@ -71,6 +71,7 @@ class SnapshotItem(Out):
     created_at: str | None = None
     images: int
     hidden: int | None = None  # photos it had hidden, when DPG says
+    label: str | None = None  # the action it preceded, from the ledger (our words), for this principal
 
     @classmethod
     def of(cls, n: Snapshot) -> SnapshotItem:
@@ -82,7 +83,8 @@ class SnapshotItem(Out):
 
     def line(self) -> str:
         hidden = f", {self.hidden} hidden" if self.hidden is not None else ""
-        return f"- {self.uuid} | {self.created_at} | {plural(self.images, 'image')}{hidden}"
+        label = f" | {self.label}" if self.label else ""
+        return f"- {self.uuid} | {self.created_at} | {plural(self.images, 'image')}{hidden}{label}"
 
 
 class BrowseResult(Out):
@@ -222,6 +224,10 @@ async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found
     snapshots = [
         SnapshotItem.of(n) for n in sorted(snaps, key=lambda n: str(n.created_at or ""), reverse=True)[:30]
     ]
+    if snapshots:  # the action each one preceded, when this principal's write caused it: one lookup
+        labels = await ctx.runner.labels(ctx.principal, SNAPSHOT, [n.uuid for n in snapshots])
+        for n in snapshots:
+            n.label = labels.get(n.uuid)
     out = BrowseResult(
         sets=child_sets,
         set=detail,
@@ -249,7 +255,7 @@ async def _open_set(ctx: ToolContext, args: BrowseSetsArgs, set_uuid: str, found
         text.append(f"{plural(len(out.sets), 'child set')}{more}:")
         text.append(fence(_set_lines(out.sets)))
     if snapshots:
-        text.append("Snapshots (newest first; each write that took one named it; restore_set takes one):")
+        text.append("Snapshots (newest first; a label names the write it preceded; restore_set takes one):")
         text += [n.line() for n in snapshots]
     pictures: list[tuple[bytes, str]] = []
     if args.contact_sheet and images:
@@ -402,7 +408,8 @@ async def _membership(ctx: ToolContext, args: SetImagesArgs, adding: bool) -> To
         return summary if ok == k else f"{summary} ({ok} of the {k} sent went through)"
 
     result = await apply_writes(ctx, tool, args, [item], done, fp_args=fp)
-    return await _with_snapshot(ctx, args.set_uuid, tool, result)
+    what = f"{'add' if adding else 'remove'} {plural(k, 'image')}"
+    return await _with_snapshot(ctx, args.set_uuid, tool, result, what)
 
 
 async def add_to_set(ctx: ToolContext, args: SetImagesArgs) -> ToolResult:
@@ -413,8 +420,14 @@ async def remove_from_set(ctx: ToolContext, args: SetImagesArgs) -> ToolResult:
     return await _membership(ctx, args, adding=False)
 
 
-async def _with_snapshot(ctx: ToolContext, set_uuid: str, tool: str, result: WriteResult) -> ToolResult:
-    """Name the snapshot DPG took before this rearranging write (its newest), labelled with the action."""
+SNAPSHOT = "snapshot"  # the kind of object a ledger label is about
+
+
+async def _with_snapshot(
+    ctx: ToolContext, set_uuid: str, tool: str, result: WriteResult, what: str
+) -> ToolResult:
+    """Name the snapshot DPG took before this rearranging write (its newest), and label it in the ledger
+    with the action (`what`: a few words of ours, no value in clear) for browse_sets to show."""
     text = write_text(result)
     if result.state in ("succeeded", "partial"):
         try:
@@ -424,6 +437,7 @@ async def _with_snapshot(ctx: ToolContext, set_uuid: str, tool: str, result: Wri
         if snaps:
             newest = max(snaps, key=lambda n: str(n.created_at or ""))
             line = f"Snapshot before this {tool}: {newest.uuid} (restore_set undoes it)."
+            await ctx.runner.annotate(ctx.principal, SNAPSHOT, newest.uuid, f"before {tool}: {what}")
             result.message = result.message.removesuffix(".") + ". " + line
             text = write_text(result)
     return ToolResult(result, text)
@@ -462,12 +476,15 @@ async def arrange_set(ctx: ToolContext, args: ArrangeSetArgs) -> ToolResult:
         item = WriteItem("PATCH", "/v1/sets/reorder", body)
         where = f"under set {args.set_uuid}" if args.set_uuid else "at the top level"
         done = f"Order of {plural(len(order), 'set')} {where} saved"
+        what = f"order {plural(len(order), 'child set')}"
     else:
         assert args.set_uuid is not None  # checked by the model
         if args.move_to_front is not None:
             order = _front(args.move_to_front, await _set_image_ids(ctx, args.set_uuid), "image in this set")
+            what = f"move {plural(len(args.move_to_front), 'image')} to the front"
         else:
             order = list(args.image_uuids or [])
+            what = f"order {plural(len(order), 'image')}"
         item = WriteItem("PATCH", f"/v1/sets/{args.set_uuid}/order", {"image_public_uuids": order})
         done = f"Order of {plural(len(order), 'image')} in the set saved"
     # The body depends on the set's current order: fingerprint what is sent, not only the arguments.
@@ -475,7 +492,7 @@ async def arrange_set(ctx: ToolContext, args: ArrangeSetArgs) -> ToolResult:
     result = await apply_writes(ctx, "arrange_set", args, [item], lambda _n: done, fp_args=fp)
     if args.set_uuid is None:  # the top level has no snapshots
         return ToolResult(result, write_text(result))
-    return await _with_snapshot(ctx, args.set_uuid, "arrange_set", result)
+    return await _with_snapshot(ctx, args.set_uuid, "arrange_set", result, what)
 
 
 def _front(first: list[str], current: list[str], noun: str) -> list[str]:
@@ -607,7 +624,9 @@ async def publish_set(ctx: ToolContext, args: PublishSetArgs) -> ToolResult:
     result = await apply_writes(
         ctx, "publish_set", args, [item], lambda n: f"{plural(n, 'image')} now {how}{tail}", fp_args=fp
     )
-    out = await _with_snapshot(ctx, args.set_uuid, "publish_set", result)
+    what = f"{'hide' if args.hidden else 'show'} {plural(len(change), 'image')}"
+    what += " until a release time" if args.activation_time else ""
+    out = await _with_snapshot(ctx, args.set_uuid, "publish_set", result, what)
     failed = {f.get("image_uuid") for f in result.failures}
     changed = [i for i in change if i not in failed] if result.state != "running" else []
     published = PublishResult(**result.model_dump(), changed=changed, left_hidden=kept_hidden)
@@ -653,4 +672,5 @@ async def restore_set(ctx: ToolContext, args: RestoreSetArgs) -> ToolResult:
         [item],
         lambda _n: f"Set restored to the snapshot of {stamp(snap.created_at)}",
     )
-    return await _with_snapshot(ctx, args.set_uuid, "restore_set", result)
+    what = f"restore the snapshot of {stamp(snap.created_at)}"
+    return await _with_snapshot(ctx, args.set_uuid, "restore_set", result, what)

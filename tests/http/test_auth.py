@@ -155,3 +155,40 @@ def test_serve_refuses_a_bad_public_url(tmp_path: Path) -> None:
         timeout=30,
     )
     assert done.returncode == 2 and "--public-url must be an http(s) URL" in done.stderr
+
+
+async def test_more_requests_in_flight_than_allowed_get_429_while_other_tokens_pass(tmp_path: Path) -> None:
+    """--max-concurrent 1: a second call of the same token while the first is still at DPG (slow: 1.5 s)
+    is refused at once; another token's call is not."""
+    import anyio
+
+    from .conftest import sandbox_proc
+
+    with (
+        sandbox_proc(tmp_path, "--latency", "/v1/images=1.5") as sandbox,
+        dpg_mcp_http(tmp_path, "--api-url", sandbox.url, "--max-concurrent", "1", name="conc") as server,
+    ):
+        call = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "search_images", "arguments": {"limit": 1}, "_meta": META},
+        }
+        headers = {"Mcp-Method": "tools/call", "Mcp-Name": "search_images"}
+        codes: dict[str, int] = {}
+
+        async def one(label: str, token: str, delay: float) -> None:
+            await anyio.sleep(delay)
+            resp = await anyio.to_thread.run_sync(
+                lambda: _post(server.mcp, token=token, version=MODERN, body=call, **headers)
+            )
+            codes[label] = resp.status_code
+            if resp.status_code == 429:
+                codes["retry_after"] = int(resp.headers["retry-after"])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, "first", TOKENS["editor"], 0.0)
+            tg.start_soon(one, "second", TOKENS["editor"], 0.5)
+            tg.start_soon(one, "other", TOKENS["admin"], 0.5)
+    assert codes["first"] == 200 and codes["other"] == 200
+    assert codes["second"] == 429 and codes["retry_after"] >= 1

@@ -15,6 +15,7 @@ from dpg_mcp.ledger import (
     CREATE_REPLAY_WINDOW_S,
     KEY_TTL_S,
     LEASE_S,
+    MAX_LABEL_CHARS,
     Kind,
     Ledger,
     Mode,
@@ -22,6 +23,7 @@ from dpg_mcp.ledger import (
     action_digest,
     ops,
     request_digest,
+    subject_digest,
 )
 from tests.ledger.conftest import Clock, make_ledger
 
@@ -223,17 +225,109 @@ async def test_entries_hold_digests_never_the_token_or_argument_values(
         await led.aclose()
 
 
-async def _raw_store(backend: str, led: Ledger, tmp_path: Path) -> str:
+async def _raw_store(backend: str, led: Ledger, tmp_path: Path, name: str = "privacy") -> str:
     if backend == "memory":
-        return repr(led._entries)
+        return repr(led._entries) + repr(led._labels)
     if backend == "sqlite":
-        return _file_bytes(tmp_path, "privacy.sqlite3*").decode("latin-1")
+        return _file_bytes(tmp_path, f"{name}.sqlite3*").decode("latin-1")
     client = led._r
-    keys = [k async for k in client.scan_iter(match="test:*privacy*")]
+    keys = [k async for k in client.scan_iter(match=f"test:*:{name}:*")]
     values = [str(await client.get(k)) for k in keys if not k.endswith("index")]
+    values += [str(await client.zrange(k, 0, -1)) for k in keys if k.endswith("index")]
     return "\n".join(keys + values)
 
 
 def _file_bytes(folder: Path, pattern: str) -> bytes:
     """The database file plus its WAL: an entry not yet checkpointed lives in the -wal file."""
     return b"".join(p.read_bytes() for p in sorted(folder.glob(pattern)))
+
+
+# ---- annotations: a short label of ours per subject, kept by the entries' rules --------------------------
+
+SNAP = subject_digest("https://api.test|inst-1", "acct:tok", "snapshot", "snap-1")
+
+
+async def test_an_annotation_is_read_back_and_a_later_one_replaces_it(ledger: Ledger, clock: Clock) -> None:
+    other = subject_digest("https://api.test|inst-1", "acct:tok", "snapshot", "snap-2")
+    assert await ledger.labels([SNAP, other]) == {}
+    await ledger.annotate(SNAP, "before publish_set: show 3 images")
+    await ledger.annotate(other, "before arrange_set: order 5 images")
+    assert await ledger.labels([SNAP, other, "never-written"]) == {
+        SNAP: "before publish_set: show 3 images",
+        other: "before arrange_set: order 5 images",
+    }
+    await ledger.annotate(SNAP, "before restore_set: restore the snapshot of 2026-12-01T09:00:00Z")
+    assert await ledger.labels([SNAP]) == {
+        SNAP: "before restore_set: restore the snapshot of 2026-12-01T09:00:00Z"
+    }
+    assert await ledger.labels([]) == {}
+    assert await ledger.count() == 0  # annotations are not entries
+
+
+async def test_annotations_are_one_plain_line_of_bounded_length(ledger: Ledger) -> None:
+    await ledger.annotate(SNAP, "before add_to_set:\n\x1b[31madd\tone  image" + "x" * 500)
+    label = (await ledger.labels([SNAP]))[SNAP]
+    assert label.startswith("before add_to_set: [31madd one image")
+    assert len(label) == MAX_LABEL_CHARS and label.endswith("…") and label.isprintable()
+
+
+async def test_annotations_expire_after_24_hours(ledger: Ledger, clock: Clock) -> None:
+    await ledger.annotate(SNAP, "before publish_set: hide 2 images")
+    clock.now += KEY_TTL_S - 1
+    assert await ledger.labels([SNAP]) == {SNAP: "before publish_set: hide 2 images"}
+    clock.now += 2
+    assert await ledger.labels([SNAP]) == {}
+
+
+async def test_the_cap_on_annotations_is_enforced_oldest_first(
+    backend: str, tmp_path: Path, clock: Clock, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    led = await make_ledger(backend, tmp_path, clock, url, max_entries=5, name="capped-notes")
+    try:
+        subjects = [subject_digest("o", "p", "snapshot", f"s{i}") for i in range(12)]
+        for i, s in enumerate(subjects):
+            clock.now += 1
+            await led.annotate(s, f"label {i}")
+        kept = await led.labels(subjects)
+        assert kept == {s: f"label {i}" for i, s in enumerate(subjects) if i >= 7}
+        await led.annotate(subjects[-1], "label again")  # rewriting a kept one evicts nothing
+        assert len(await led.labels(subjects)) == 5
+    finally:
+        await led.aclose()
+
+
+async def test_annotations_are_shared_by_every_process_on_the_store(
+    backend: str, tmp_path: Path, clock: Clock, request: pytest.FixtureRequest
+) -> None:
+    """What one process (or replica) labelled, another one reads: same store, another ledger object."""
+    if backend == "memory":
+        pytest.skip("the memory ledger lives in one process")
+    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    first = await make_ledger(backend, tmp_path, clock, url, name="notes-shared")
+    await first.annotate(SNAP, "before arrange_set: order 4 images")
+    await first.aclose()
+    second = await make_ledger(backend, tmp_path, clock, url, name="notes-shared")
+    try:
+        assert await second.labels([SNAP]) == {SNAP: "before arrange_set: order 4 images"}
+    finally:
+        await second.aclose()
+
+
+async def test_annotations_hold_digests_and_our_words_only(
+    backend: str, tmp_path: Path, clock: Clock, request: pytest.FixtureRequest
+) -> None:
+    token = "Zq7-odd-shaped-live-secret-9f8e"
+    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    led = await make_ledger(backend, tmp_path, clock, url, name="privacy-notes")
+    try:
+        from dpg_mcp.state import principal_for_token
+
+        subject = subject_digest("https://api.test|i", principal_for_token(token), "snapshot", "snap-77")
+        await led.annotate(subject, "before publish_set: show 3 images")
+        stored = await _raw_store(backend, led, tmp_path, "privacy-notes")
+        assert "before publish_set: show 3 images" in stored  # really stored
+        for secret in (token, "snap-77"):
+            assert secret not in stored
+    finally:
+        await led.aclose()
