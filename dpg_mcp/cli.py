@@ -422,8 +422,12 @@ async def _serve_http(settings: Settings, options: Any, ledger_spec: str | None 
         redis = await _connect_redis(options.redis_url)
     # With Redis every replica shares the ledger; without, the SQLite file (one replica, survives restarts).
     ledger = open_ledger(ledger_spec, redis_url=options.redis_url)
+    from dpg_mcp.hosting.auth import open_store
+
+    # Team sign-in (OAuth) state: in Redis with replicas, else SQLite beside the ledger.
+    signin_store = open_store(ledger_spec, redis=redis)
     try:
-        hosted = build_app(settings, options, redis=redis, ledger=ledger)
+        hosted = build_app(settings, options, redis=redis, ledger=ledger, signin_store=signin_store)
         where = "the DPG sandbox mounted at /sandbox" if options.sandbox else hosted.api_url
         mode = "stateless" if options.stateless else "sessions for 2025-11-25 clients"
         print(
@@ -445,6 +449,7 @@ async def _serve_http(settings: Settings, options: Any, ledger_spec: str | None 
         )
         await uvicorn.Server(config).serve()
     finally:
+        signin_store.close()
         await ledger.aclose()
         if redis is not None:
             await redis.aclose()

@@ -135,8 +135,12 @@ class DPGClient:
         upload_timeout: float = 120.0,
         sleep: SleepFn | None = None,
         rng: random.Random | None = None,
+        token_source: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
+        # A signed-in member's access token lasts minutes: when given, each attempt asks for the current one
+        # (refreshed as needed), so a poll that outlives a token goes on with the next.
+        self._token_source = token_source
         self.timeout = timeout
         # One policy for every read and poll (dpg.retry); writes are sent once here, resent by the runner.
         self.policy = RetryPolicy(
@@ -401,7 +405,11 @@ class DPGClient:
         limit = attempt_limit(own, f"{method} {path}")
         all_headers = dict(headers or {})
         if auth:
-            all_headers["Authorization"] = f"Bearer {self._token}"
+            token = self._token
+            if self._token_source is not None:
+                token = (await self._token_source()).strip()
+                self.redactor.add(token)
+            all_headers["Authorization"] = f"Bearer {token}"
         started = time.monotonic()
         try:
             with anyio.fail_after(limit):

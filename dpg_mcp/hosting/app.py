@@ -14,6 +14,7 @@ import anyio
 import httpx2
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
+from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
@@ -103,6 +104,7 @@ def build_app(
     ledger: Ledger | None = None,
     redis: Any | None = None,
     log_level: Any = "WARNING",
+    signin_store: Any | None = None,
 ) -> Hosted:
     """Everything but the network: DPG and Redis are first reached in the app's lifespan."""
     routes: list[BaseRoute] = []
@@ -129,7 +131,21 @@ def build_app(
     limiter: Limiter = (
         RedisLimiter(redis, options.limits) if redis is not None else MemoryLimiter(options.limits)
     )
-    verifier = DPGTokenVerifier(pool, cache, ttl_s=options.me_ttl_s)
+    dpg_verifier = DPGTokenVerifier(pool, cache, ttl_s=options.me_ttl_s)
+    verifier: TokenVerifier = dpg_verifier
+    if signin_store is not None:
+        # Team sign-in: dpg-mcp is also the OAuth authorization server; its own tokens are tried first.
+        from dpg_mcp.hosting.auth import SignIn
+
+        signin = SignIn.build(
+            signin_store,
+            api_url=api_url,
+            base_url=options.base_url,
+            mcp_url=options.mcp_url,
+            dpg=dpg_verifier,
+        )
+        routes += signin.routes
+        verifier = signin.verifier
     allow = AllowList.parse(options.upload_allow)
     uploads = UploadPolicy(
         local_files=False,
@@ -137,7 +153,7 @@ def build_app(
         fetch_url=functools.partial(fetch_image_url, allow=allow),
     )
     callers = HostedCallers(
-        settings, pool, verifier, ledger or MemoryLedger(), guide="", guide_origin="", uploads=uploads
+        settings, pool, dpg_verifier, ledger or MemoryLedger(), guide="", guide_origin="", uploads=uploads
     )
     server = assemble(
         callers,

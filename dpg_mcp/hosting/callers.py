@@ -66,7 +66,11 @@ class HostedCallers:
                 self._states[key] = (me_json, state)
             return state
         me = Me.model_validate(me_json)
-        client = self.pool.client_for(access.token)
+        # A signed-in member (hosting.auth): one client per sign-in, asking for the current DPG token.
+        source = claims.get("dpg_token_source")
+        client = self.pool.client_for(
+            access.token, key=key, token_source=source if callable(source) else None
+        )
 
         async def forget() -> None:
             await self.verifier.forget(key)

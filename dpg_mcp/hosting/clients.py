@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 import httpx2
 
@@ -38,11 +39,20 @@ class ClientPool:
         self._clients: OrderedDict[str, DPGClient] = OrderedDict()
         self._max = max_clients
 
-    def client_for(self, token: str) -> DPGClient:
-        key = token_key(token)
+    def client_for(
+        self,
+        token: str,
+        *,
+        key: str | None = None,
+        token_source: Callable[[], Awaitable[str]] | None = None,
+    ) -> DPGClient:
+        """`key` and `token_source` for a signed-in member: one client per sign-in, whose token rotates."""
+        key = key or token_key(token)
         client = self._clients.get(key)
         if client is None:
-            client = DPGClient(base_url=self.base_url, token=token, transport=self._shared)
+            client = DPGClient(
+                base_url=self.base_url, token=token, transport=self._shared, token_source=token_source
+            )
             self._clients[key] = client
             while len(self._clients) > self._max:
                 self._clients.popitem(last=False)  # its pool is shared: nothing to close

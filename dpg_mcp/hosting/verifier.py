@@ -44,6 +44,9 @@ class DPGTokenVerifier(TokenVerifier):
         # The AccessToken built from a cache entry, reused while the entry is the same answer (parsing /v1/me
         # on every request would cost more than the rest of the check).
         self._built: dict[str, tuple[dict[str, Any], AccessToken]] = {}
+        # A signed-in member's caller key (per sign-in) -> the key of their current DPG token's entry, so
+        # forgetting the caller forgets the /v1/me answer too (hosting.auth sets it).
+        self.aliases: dict[str, str] = {}
 
     async def verify_token(self, token: str) -> AccessToken | None:
         token = token.strip()
@@ -83,6 +86,7 @@ class DPGTokenVerifier(TokenVerifier):
         )
 
     async def forget(self, key: str) -> None:
+        key = self.aliases.get(key, key)
         self._built.pop(key, None)
         await self.cache.drop(key)
 

@@ -81,6 +81,7 @@ class User:
     name: str
     role: str  # "admin" or "user"
     mfa_secret: str | None
+    accounts: tuple[dict[str, str], ...] = (ACCOUNT,)
 
     @property
     def scopes(self) -> list[str]:
@@ -95,6 +96,15 @@ USERS = {
         User(_uid("user/editor"), "editor@riverside.test", "Riverside Editor", "admin", TOTP_SECRET),
         User(
             _uid("user/photographer"), "photographer@riverside.test", "Riverside Photographer", "user", None
+        ),
+        # Works in two accounts, so a sign-in asks which one (the archive has the API switched off).
+        User(
+            _uid("user/manager"),
+            "manager@riverside.test",
+            "Riverside Manager",
+            "admin",
+            None,
+            (ACCOUNT, DISABLED_ACCOUNT),
         ),
     ]
 }
@@ -164,8 +174,9 @@ class AccessToken:
 
 
 class Auth:
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], access_ttl: float = ACCESS_TTL) -> None:
         self.clock = clock
+        self.access_ttl = access_ttl
         self.limiter = RateLimiter(clock)
         self.mfa_tokens: dict[str, tuple[User, float]] = {}
         self.refresh_tokens: dict[str, User] = {}
@@ -194,7 +205,8 @@ class Auth:
                     detail="get a new one from POST /v1/auth/token with your latest refresh_token",
                 )
             u = at.user
-            return Principal(f"user-{u.uuid}", "user", u.name, u.scopes, at.account, True, user=u)
+            enabled = at.account["uuid"] != DISABLED_ACCOUNT["uuid"]
+            return Principal(f"user-{u.uuid}", "user", u.name, u.scopes, at.account, enabled, user=u)
         raise ApiError("unauthorized", "The token is not valid.", detail="unknown, expired or revoked token")
 
     # --- sign-in flow -----------------------------------------------------------------
@@ -209,7 +221,7 @@ class Auth:
     def _signed_in(self, user: User) -> dict[str, Any]:
         rt = "dpg_refresh_" + secrets.token_urlsafe(24)
         self.refresh_tokens[rt] = user
-        return {"mfa_required": False, "refresh_token": rt, "accounts": [dict(ACCOUNT)]}
+        return {"mfa_required": False, "refresh_token": rt, "accounts": [dict(a) for a in user.accounts]}
 
     def sign_in(self, login: str, password: str) -> dict[str, Any]:
         self._sweep()
@@ -257,7 +269,8 @@ class Auth:
                 detail="unknown or already used refresh_token (it changes on every use)",
                 field="refresh_token",
             )
-        if account_uuid != ACCOUNT["uuid"]:
+        account = next((a for a in user.accounts if a["uuid"] == account_uuid), None)
+        if account is None:
             self.refresh_tokens[refresh_token] = user  # a wrong account does not burn the token
             raise ApiError(
                 "forbidden",
@@ -266,14 +279,14 @@ class Auth:
                 field="account_uuid",
             )
         access = "dpg_user_" + secrets.token_urlsafe(24)
-        expires = self.clock() + ACCESS_TTL
-        self.access_tokens[access] = AccessToken(user, dict(ACCOUNT), expires)
+        expires = self.clock() + self.access_ttl
+        self.access_tokens[access] = AccessToken(user, dict(account), expires)
         new_rt = "dpg_refresh_" + secrets.token_urlsafe(24)
         self.refresh_tokens[new_rt] = user
         return {
             "access_token": access,
             "token_type": "Bearer",
-            "expires_in": ACCESS_TTL,
+            "expires_in": self.access_ttl,
             "expires_at": int(expires),
             "refresh_token": new_rt,
         }

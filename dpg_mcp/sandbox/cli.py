@@ -69,6 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--large-move-threshold", type=int, default=100, help="set moves above this many images are slow"
     )
     parser.add_argument("--large-move-seconds", type=float, default=2.0, help="duration of a large set move")
+    parser.add_argument(
+        "--access-ttl",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="lifetime of a signed-in user's access token (default 900)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
@@ -88,6 +95,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         operation_seconds=dict(args.op_seconds),
         large_move_threshold=args.large_move_threshold,
         large_move_seconds=args.large_move_seconds,
+        access_ttl=max(1.0, float(getattr(args, "access_ttl", 900.0))),
     )
 
 

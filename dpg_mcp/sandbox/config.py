@@ -39,4 +39,5 @@ class SandboxConfig:
     large_move_threshold: int = 100
     large_move_seconds: float = 2.0
     clock: Callable[[], float] = time.time
+    access_ttl: float = 900.0  # lifetime of a user access token (--access-ttl: tests expire them quickly)
     llms_txt_path: Path | str | None = None

@@ -79,7 +79,7 @@ class Engine:
         self.config = config
         self.clock = config.clock
         self.store: Store = build_store(config.seed, config.images)
-        self.auth = Auth(config.clock)
+        self.auth = Auth(config.clock, config.access_ttl)
         self.secret = hashlib.sha256(f"dpg-sandbox-secret:{config.seed}".encode()).digest()
         self.write_routes: list[WriteRoute] = []
         self._last_sweep = float("-inf")

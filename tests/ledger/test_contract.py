@@ -297,12 +297,11 @@ async def test_the_cap_on_annotations_is_enforced_oldest_first(
         await led.aclose()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])  # the memory ledger lives in one process
 async def test_annotations_are_shared_by_every_process_on_the_store(
     backend: str, tmp_path: Path, clock: Clock, request: pytest.FixtureRequest
 ) -> None:
     """What one process (or replica) labelled, another one reads: same store, another ledger object."""
-    if backend == "memory":
-        pytest.skip("the memory ledger lives in one process")
     url = request.getfixturevalue("redis_url") if backend == "redis" else None
     first = await make_ledger(backend, tmp_path, clock, url, name="notes-shared")
     await first.annotate(SNAP, "before arrange_set: order 4 images")

@@ -431,7 +431,7 @@ async def test_slow_archive_returns_the_handle_and_check_operation_finishes_it()
     now = [1_800_000_000.0]
     sb = Sandbox(SandboxConfig(operation_seconds={"archive": 60.0}, clock=lambda: now[0]))
     async with DPGClient(base_url=BASE, token=ADMIN, transport=sb.transport()) as c:
-        ctx = ToolContext(client=c, runner=WriteRunner(c, MemoryLedger(), budget_s=0.05), principal="p")
+        ctx = ToolContext(client=c, runner=WriteRunner(c, MemoryLedger(), budget_s=0.5), principal="p")
         ids = await image_ids(ctx, 2)
         r = await call(ctx, "build_archive", image_uuids=ids)
         out = dump(r.structured)
@@ -611,7 +611,7 @@ async def test_a_batch_that_outlives_the_wait_returns_the_handle_and_stops() -> 
     now = [1_800_000_000.0]
     sb = Sandbox(SandboxConfig(operation_seconds={"batch": 60.0}, clock=lambda: now[0]))
     async with DPGClient(base_url=BASE, token=ADMIN, transport=sb.transport()) as c:
-        ctx = ToolContext(client=c, runner=WriteRunner(c, MemoryLedger(), budget_s=0.05), principal="p")
+        ctx = ToolContext(client=c, runner=WriteRunner(c, MemoryLedger(), budget_s=0.5), principal="p")
         ids = await image_ids(ctx, 120)
         r = await call(ctx, "rate_images", image_uuids=ids, rating=1)
         out = dump(r.structured)
