@@ -491,21 +491,7 @@ def _configure_logging(verbose: int) -> None:
         access.propagate = False
 
 
-def _skip_unused_imports() -> None:
-    """Modules that would be imported at start for nothing, marked absent so their import fails fast.
-
-    dpg-mcp runs on asyncio only, yet httpcore2 imports trio when it is installed (~80 ms); MCPServer builds
-    a rich console handler (~50 ms) for a basicConfig that ours has already made a no-op. Both fall back
-    on ImportError exactly as when the package is not installed.
-    """
-    for name in ("trio", "rich"):
-        if name not in sys.modules:
-            sys.modules[name] = None  # type: ignore[assignment]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None:  # the process entry (console script, python -m): not a test calling in
-        _skip_unused_imports()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sandbox"]:
         from dpg_mcp.sandbox.cli import run

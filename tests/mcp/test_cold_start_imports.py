@@ -51,27 +51,3 @@ def test_serving_a_token_imports_no_sandbox_pillow_redis_or_hosting() -> None:
         [sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
-
-
-# The process entry itself (main() reading sys.argv), against the embedded sandbox, input ended at once.
-ENTRY = r"""
-import json, sys
-from dpg_mcp import cli
-sys.argv = ["dpg-mcp", "--sandbox"]
-rc = cli.main()
-print(json.dumps([rc, sorted(m for m in ("trio", "rich") if sys.modules.get(m) is not None)]))
-"""
-
-
-def test_the_process_entry_loads_neither_trio_nor_rich() -> None:
-    # Both are installed here (dev tools), so without the entry's marks httpcore2 and MCPServer import them.
-    out = subprocess.run(
-        [sys.executable, "-c", ENTRY],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [0, []]
