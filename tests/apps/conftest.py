@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +14,13 @@ import pytest
 
 from dpg_mcp.sandbox import Sandbox, SandboxConfig, serve_in_thread
 from tests.apps.host import host_app, serve_host
+from tests.browser import headless_chromium
 
 TOKENS = {
     "admin": "dpg_api_live_sandbox_admin",
     "readonly": "dpg_api_live_sandbox_readonly",
     "asking": "dpg_api_live_sandbox_admin",  # a host that can ask its user (who declines)
 }
-CHROMIUM = os.environ.get("DPG_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("DPG_CHROMEDRIVER", "/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[2]
 # Screenshots land here (CI can keep them as artifacts); DPG_APPS_DOCS=1 also refreshes the README's copies.
 SHOTS = Path(os.environ.get("DPG_APPS_SCREENSHOTS", str(ROOT / "build" / "apps-screenshots")))
@@ -53,38 +51,8 @@ def dpg(sandbox_url: str) -> Iterator[httpx2.Client]:
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[Any]:
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        if os.environ.get("DPG_MCP_REQUIRE_CHROMIUM"):  # set by .ci/run, which installs them: fail, not skip
-            pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} is missing; .ci/run installs chromium chromium-driver")
-        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="dpg-apps-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1100,900",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    drv.set_script_timeout(30)
-    drv.set_page_load_timeout(30)
-    try:
+    with headless_chromium(prefix="dpg-apps-chromium-", window="1100,900") as drv:
         yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def screenshot(drv: Any, name: str) -> Path:

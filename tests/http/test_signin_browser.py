@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,14 +28,13 @@ from mcp.shared.auth import (
 from mcp.types import TextContent
 
 from dpg_mcp.sandbox.auth import PASSWORD, TOTP_SECRET, totp
+from tests.browser import headless_chromium
 
 from .conftest import DPG_MCP, Proc, free_port, sets_named, started
 from .test_signin import EDITOR, PHOTOGRAPHER, REDIRECT, env
 
 pytestmark = pytest.mark.anyio
 
-CHROMIUM = os.environ.get("DPG_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("DPG_CHROMEDRIVER", "/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("DPG_SIGNIN_SCREENSHOTS", str(ROOT / "build" / "signin-screenshots")))
 DOCS_SHOTS = {"signin-login.png", "signin-consent.png"}
@@ -54,36 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
 
 @pytest.fixture(scope="module")
 def chrome() -> Iterator[Any]:
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        if os.environ.get("DPG_MCP_REQUIRE_CHROMIUM"):  # set by .ci/run, which installs them: fail, not skip
-            pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} is missing; .ci/run installs chromium chromium-driver")
-        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="dpg-signin-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=800,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    drv.set_page_load_timeout(30)
-    try:
+    with headless_chromium(prefix="dpg-signin-chromium-", window="800,1000") as drv:
         yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def shot(drv: Any, name: str) -> None:
