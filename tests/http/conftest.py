@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,8 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+from tests.redis_server import Redis, redis_server
 
 pytestmark = pytest.mark.slow
 
@@ -198,45 +199,6 @@ def sets_named(api_url: str, name: str) -> int:
     )
     resp.raise_for_status()
     return walk(resp.json())
-
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-@dataclass
-class Redis:
-    url: str
-    proc: subprocess.Popen[bytes]
-
-
-@contextmanager
-def redis_server(tmp: Path) -> Iterator[Redis]:
-    """A real redis-server on a free loopback port, nothing persisted, stopped at the end."""
-    if not Path(REDIS_SERVER).exists():
-        if os.environ.get("DPG_MCP_REQUIRE_REDIS"):
-            pytest.fail("redis-server is not installed, and DPG_MCP_REQUIRE_REDIS is set (CI)")
-        pytest.skip("redis-server is not installed (.ci/run installs the Debian package)")
-    port = free_port()
-    args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    args += ["--dir", str(tmp)]
-    with (tmp / f"redis-{port}.log").open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield Redis(f"redis://127.0.0.1:{port}/0", proc)
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")

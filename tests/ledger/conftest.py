@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +11,7 @@ import pytest
 
 from dpg_mcp.ledger import Ledger, MemoryLedger
 from dpg_mcp.ledger.sqlite import SQLiteLedger
+from tests.redis_server import redis_server
 
 BACKENDS = ("memory", "sqlite", "redis")
 
@@ -36,40 +33,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throwaway redis-server (no persistence) on 127.0.0.1, stopped at the end of the session."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        if os.environ.get("DPG_MCP_REQUIRE_REDIS"):
-            pytest.fail("redis-server is not installed, and DPG_MCP_REQUIRE_REDIS is set (CI)")
-        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
 
 
 _prefix_seq = 0
